@@ -1,0 +1,36 @@
+import * as tf from '../../tf.js';
+import { ConvBase } from './base.js';
+import { pruneCount, pruneMaskDevice, pruneMaskHost, usesHostMasks } from '../../sparsity/topk-mask.js';
+
+/** Shared top-k machinery of DNW and GMP: zero the ⌊rate·numel⌋ smallest-magnitude weights. */
+export abstract class TopKConv extends ConvBase {
+  /** Target fraction of zeroed weights (the reference's set_prune_rate). */
+  pruneRate = 0;
+
+  /** The rate the forward pass applies now (DNW: pruneRate; GMP: its scheduled current rate). */
+  abstract activeRate(): number;
+
+  setPruneRate(p: number): void {
+    this.pruneRate = p;
+  }
+
+  /** Keep-mask (1 keep / 0 pruned) for the current weights, or null when nothing is pruned. */
+  protected mask(): tf.Tensor | null {
+    const k = pruneCount(this.activeRate(), this.numel);
+    if (k <= 0) return null;
+    if (usesHostMasks()) {
+      const m = pruneMaskHost(this.weight.dataSync() as Float32Array, k, this.torchIndex());
+      return tf.tensor(m, this.weight.shape);
+    }
+    return pruneMaskDevice(this.weight, k, (t) => this.toTorchOrder(t), (t) => this.fromTorchOrder(t));
+  }
+
+  thresholdValue(): number {
+    const m = this.mask();
+    if (!m) return 0;
+    const v = tf.tidy(() => tf.max(tf.mul(tf.abs(this.weight), tf.sub(1, m))));
+    const out = v.dataSync()[0];
+    tf.dispose([m, v]);
+    return out;
+  }
+}

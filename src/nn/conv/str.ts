@@ -1,0 +1,62 @@
+import * as tf from '../../tf.js';
+import { ConvBase, type ConvOptions, type ConvTypeName } from './base.js';
+
+/**
+ * At or below this s, exp(−s) overflows float32, so the reference's sigmoid is exactly 0 (and so is its
+ * derivative). Stated explicitly so every backend agrees: a backend that evaluates sigmoid in
+ * float64 (tfjs' cpu backend) would otherwise return denormal thresholds down to s ≈ −103.
+ */
+export const SIGMOID_ZERO_AT_OR_BELOW = Math.fround(-Math.log(3.4028234663852886e38)); // −88.72283935546875
+
+export interface STRConvOptions extends ConvOptions {
+  /** Initial value of the learnable threshold parameter s (the reference's --sInit-value). */
+  sInitValue: number;
+}
+
+/**
+ * STRConv (Kusupati et al. 2020): Ŵ = sign(W)·relu(|W| − sigmoid(s)) with one learnable scalar s
+ * per layer, stored as `sparseThreshold` with shape [1, 1] like the reference.
+ *
+ * Built from differentiable ops so autograd yields exactly STR-SPEC §5.1:
+ *   ∂L/∂W = G·1[|W| > τ] (0 at W = 0, since sign(0) = 0),
+ *   ∂L/∂s = −σ(s)(1−σ(s))·Σ G·sign(W)·1[|W| > τ],
+ * and σ′(s) underflows to exactly 0 for s ≲ −88.7 in float32, so a layer initialised at −3200
+ * is exactly dense and its s moves only through weight decay.
+ */
+export class STRConv extends ConvBase {
+  readonly typeName: ConvTypeName = 'STRConv';
+  readonly sparseThreshold: tf.Variable;
+
+  constructor(o: STRConvOptions) {
+    super(o);
+    this.sparseThreshold = this.registerParameter('sparseThreshold', tf.fill([1, 1], o.sInitValue), 'plain', 'threshold');
+  }
+
+  /** τ = sigmoid(s) with float32 underflow semantics, shape [1, 1]. */
+  tau(): tf.Tensor {
+    return strSigmoid(this.sparseThreshold);
+  }
+
+  effectiveWeight(): tf.Tensor {
+    return tf.tidy(() => tf.mul(tf.sign(this.weight), tf.relu(tf.sub(tf.abs(this.weight), this.tau()))));
+  }
+
+  thresholdValue(): number {
+    const t = this.tau();
+    const v = t.dataSync()[0];
+    t.dispose();
+    return v;
+  }
+}
+
+/**
+ * sigmoid(s), exactly 0 (value and gradient) where float32 exp(−s) overflows. The gradient is
+ * σ(1−σ) from the output, as tfjs' own Sigmoid gradient, so it is 0 wherever the value is.
+ */
+export const strSigmoid: (s: tf.Tensor) => tf.Tensor = tf.customGrad((...inputs: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const s = inputs[0] as tf.Tensor;
+  const save = inputs[1] as tf.GradSaveFunc;
+  const y = tf.tidy(() => tf.where(tf.lessEqual(s, SIGMOID_ZERO_AT_OR_BELOW), tf.zerosLike(s), tf.sigmoid(s)));
+  save([y]);
+  return { value: y, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, tf.mul(saved[0], tf.sub(1, saved[0]))) };
+});
