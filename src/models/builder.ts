@@ -40,8 +40,8 @@ export const DEFAULT_MODEL_OPTIONS: ModelOptions = {
   nonlinearity: 'relu',
   scaleFan: false,
   pruneRate: 0,
-  // The reference default (100) prunes everything at init (quirk 13); configs always set it.
-  sInitValue: 100,
+  // The reference default (100) prunes everything at init (quirk 13); -3200 is its ResNet50 value.
+  sInitValue: -3200,
   widthMult: 1,
   stem: 'imagenet',
 };
