@@ -1,0 +1,316 @@
+import { dirname, join, resolve, basename } from 'node:path';
+import type { RunConfig } from '../config/schema.js';
+import { settingsYaml } from '../config/load.js';
+import { createModel } from '../models/registry.js';
+import type { Model } from '../models/model.js';
+import type { ModelOptions } from '../models/builder.js';
+import { createDatasets, type Datasets } from '../data/datasets.js';
+import { Optimizer } from './optimizer.js';
+import { learningRate } from './schedules.js';
+import { makeCriterion } from './loss.js';
+import { trainOneEpoch, validate, type LoopContext } from './loop.js';
+import { saveCheckpoint, readCheckpoint, restoreCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { layerStats, totalSparsity, reportedLayers } from '../sparsity/stats.js';
+import { modelSummary, formatSummary } from '../sparsity/summary.js';
+import { gmpDecay, gmpDecayInForce } from '../sparsity/gmp-schedule.js';
+import { GMPConv } from '../nn/conv/gmp.js';
+import { loadPretrained, applyBudget, budgetFromStr, denseCompatibleStateDict } from '../sparsity/transfer.js';
+import { parseBudgetCsv, budgetColumn } from '../sparsity/budgets.js';
+import { allocateRunDir, runBase, runPaths, type RunPaths } from '../io/run-dir.js';
+import { appendResult, EpochTable, writeLayerwiseJson } from '../io/results.js';
+import { SummaryWriter } from '../io/tensorboard.js';
+import { writeFileAtomicSync, copyFileAtomic } from '../io/atomic.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import { writeTorchCheckpoint, stateDictToPy } from '../io/pytorch/index.js';
+import { pyFloat } from '../io/pyformat.js';
+import { configStem } from '../config/load.js';
+import { UserError } from '../util/errors.js';
+
+export interface RunOptions {
+  config: RunConfig;
+  configPath?: string;
+  /** Printing (stdout lines). */
+  log?: (line: string) => void;
+  /** Rank and world size for data-parallel workers (rank 0 alone writes files). */
+  rank?: number;
+  worldSize?: number;
+  reduceGradients?: LoopContext['reduceGradients'];
+  /** Called once the model exists (data-parallel: broadcast rank 0's weights). */
+  onModel?: (model: Model) => Promise<void>;
+}
+
+export interface RunResult {
+  runDir?: string;
+  bestAcc1: number;
+  lastAcc1: number;
+  lastAcc5: number;
+  totalSparsity?: number;
+}
+
+/** Model options of a run configuration. */
+export function modelOptions(c: RunConfig, numClasses: number): Partial<ModelOptions> {
+  return {
+    numClasses,
+    convType: c.conv_type,
+    bnType: c.bn_type,
+    firstLayerDense: c.first_layer_dense,
+    lastLayerDense: c.last_layer_dense,
+    firstLayerType: c.first_layer_dense ? 'DenseConv' : c.first_layer_type,
+    init: c.init,
+    mode: c.mode,
+    nonlinearity: c.nonlinearity,
+    scaleFan: c.scale_fan,
+    pruneRate: c.prune_rate,
+    sInitValue: c.sInit_value,
+    widthMult: c.width_mult,
+    stem: c.stem,
+    seed: c.seed,
+  };
+}
+
+const needsData = (c: RunConfig) => !c.summary && !(c.dense_conv_model && c.pretrained);
+
+/**
+ * A training run, in the reference's main_worker order (STR-SPEC §13): data → model → run
+ * folder → pretrained / conversion / budget → optimizer → resume → evaluate or train epochs →
+ * results. Rank 0 alone writes files and prints progress.
+ */
+export async function runTraining(o: RunOptions): Promise<RunResult> {
+  const c = o.config;
+  const rank = o.rank ?? 0;
+  const worldSize = o.worldSize ?? 1;
+  const lead = rank === 0;
+  const log = lead ? (o.log ?? ((l: string) => process.stdout.write(l + '\n'))) : () => {};
+
+  let data: Datasets | undefined;
+  if (needsData(c)) {
+    data = await createDatasets({
+      data: c.data,
+      set: c.set,
+      batchSize: c.batch_size,
+      workers: c.workers,
+      seed: c.seed,
+      imageSize: c.image_size,
+      valResize: c.val_resize ?? Math.round((c.image_size * 256) / 224),
+      strictData: c.strict_data,
+      rank,
+      worldSize,
+      numClasses: c.num_classes,
+      log,
+    });
+  }
+  const numClasses = c.num_classes ?? data?.classes.length ?? 1000;
+  const model = createModel(c.arch, modelOptions(c, numClasses));
+  try {
+    if (c.summary) {
+      log(formatSummary(modelSummary(model, c.image_size)));
+      return { bestAcc1: 0, lastAcc1: 0, lastAcc5: 0 };
+    }
+    log(`=> ${c.arch} (${c.conv_type}, ${numClasses} classes): ${model.numParameters().toLocaleString('en-US')} parameters`);
+
+    let paths: RunPaths | undefined;
+    if (lead) {
+      const stem = configStem(o.configPath);
+      const resumeDir = c.resume ? runDirOfCheckpoint(c.resume) : undefined;
+      const dir = resumeDir ?? allocateRunDir(runBase({ logDir: c.log_dir, configStem: stem, name: c.name ?? `${c.arch}_${c.conv_type}`, pruneRate: c.prune_rate, widthMult: c.width_mult }));
+      paths = runPaths(dir);
+      writeFileAtomicSync(paths.settings, settingsYaml(c));
+      log(`=> run folder ${dir}`);
+    }
+
+    if (c.pretrained) {
+      const ck = await readCheckpoint(c.pretrained, '--pretrained');
+      if (c.use_budget) {
+        const applied = applyBudget(model, budgetFromStr(ck.stateDict), `--use-budget ${c.pretrained}`);
+        log(`=> budget from ${c.pretrained}: ${applied.length} layers`);
+      }
+      if (!c.ignore_pretrained_weights) {
+        const r = loadPretrained(model, ck.stateDict, c.pretrained);
+        log(`=> loaded ${r.loaded.length} entries from ${c.pretrained}` + (r.thresholded.length ? ` (${r.thresholded.length} STR weights soft-thresholded)` : '') + (r.skipped.length ? `; skipped ${r.skipped.length}: ${r.skipped.slice(0, 3).join('; ')}${r.skipped.length > 3 ? ', …' : ''}` : ''));
+      }
+      if (c.dense_conv_model) {
+        if (lead && paths) await writeDenseCompatible(model, paths, log);
+        return { runDir: paths?.dir, bestAcc1: 0, lastAcc1: 0, lastAcc5: 0 };
+      }
+    }
+    if (c.budget) {
+      const table = parseBudgetCsv(c.budget, reportedLayers(model).map(([n]) => n));
+      const applied = applyBudget(model, budgetColumn(table, c.budget_column!, c.budget), `--budget ${c.budget}`);
+      log(`=> budget column ${c.budget_column} of ${c.budget}: ${applied.length} layers`);
+    }
+    await o.onModel?.(model);
+
+    const optimizer = new Optimizer(model, {
+      optimizer: c.optimizer,
+      lr: c.lr,
+      momentum: c.momentum,
+      nesterov: c.nesterov,
+      weightDecay: c.weight_decay,
+      noBnDecay: c.no_bn_decay,
+      stDecay: c.st_decay,
+    });
+    const criterion = makeCriterion(c.label_smoothing);
+    const best = { acc1: 0, acc5: 0, train1: 0, train5: 0 };
+    let startEpoch = c.start_epoch ?? 0;
+    if (c.resume) {
+      const ck = await readCheckpoint(c.resume, '--resume');
+      restoreCheckpoint(ck, model, optimizer);
+      if (c.start_epoch === undefined) startEpoch = ck.meta.epoch;
+      Object.assign(best, { acc1: ck.meta.best_acc1, acc5: ck.meta.best_acc5, train1: ck.meta.best_train_acc1, train5: ck.meta.best_train_acc5 });
+      if (c.conv_type === 'GMPConv' && !ck.pruneRates) setGmpRates(model, gmpDecayInForce(startEpoch, c.init_prune_epoch, c.final_prune_epoch));
+      log(`=> resumed from ${c.resume} at epoch ${startEpoch} (best top-1 ${best.acc1.toFixed(2)})`);
+    }
+
+    const ctx: LoopContext = { model, criterion, printFreq: c.print_freq, progress: lead ? c.progress : 'none', log, reduceGradients: o.reduceGradients };
+    if (c.evaluate) {
+      if (!data) throw new UserError('--evaluate needs --data');
+      const r = await validate(data.val, ctx, startEpoch);
+      log(`=> evaluation: top-1 ${r.top1.toFixed(2)}  top-5 ${r.top5.toFixed(2)}  loss ${r.loss.toFixed(4)}`);
+      log(formatSummary(modelSummary(model, c.image_size)));
+      return { runDir: paths?.dir, bestAcc1: best.acc1, lastAcc1: r.top1, lastAcc5: r.top5 };
+    }
+    if (!data) throw new UserError('training needs --data');
+
+    const writer = lead && paths ? new SummaryWriter(paths.logs) : undefined;
+    ctx.writer = writer;
+    const sparse = c.conv_type !== 'DenseConv';
+    const layerNames = reportedLayers(model).map(([n]) => `module.${n}`);
+    const sparsityTable = lead && paths && sparse ? new EpochTable(paths.sparsityCsv, [...layerNames, 'total']) : undefined;
+    const thresholdTable = lead && paths && sparse ? new EpochTable(paths.thresholdCsv, layerNames) : undefined;
+    const meta = (epoch: number, curr1: number | null, curr5: number | null): CheckpointMeta => ({
+      epoch,
+      arch: c.arch,
+      best_acc1: best.acc1,
+      best_acc5: best.acc5,
+      best_train_acc1: best.train1,
+      best_train_acc5: best.train5,
+      curr_acc1: curr1,
+      curr_acc5: curr5,
+    });
+    if (lead && paths && !c.resume) await saveCheckpoint(paths.checkpoint('initial'), { model, optimizer, meta: meta(0, null, null), config: c });
+
+    let last = { top1: 0, top5: 0 };
+    for (let epoch = startEpoch; epoch < c.epochs; epoch++) {
+      const epochStart = performance.now();
+      const lr = learningRate(c.lr_policy, epoch, {
+        lr: c.lr,
+        warmupLength: c.warmup_length,
+        epochs: c.epochs,
+        multistepGamma: c.multistep_lr_gamma,
+        multistepAdjust: c.multistep_lr_adjust,
+      });
+      optimizer.lr = lr;
+      if (c.conv_type === 'GMPConv') {
+        const decay = gmpDecay(epoch, c.init_prune_epoch, c.final_prune_epoch);
+        if (decay !== null) setGmpRates(model, decay);
+      }
+      const train = await trainOneEpoch(data.train, optimizer, epoch, ctx);
+      const trainEnd = performance.now();
+      const val = await validate(data.val, ctx, epoch);
+      const valEnd = performance.now();
+      last = { top1: val.top1, top5: val.top5 };
+      const isBest = val.top1 > best.acc1;
+      best.acc1 = Math.max(best.acc1, val.top1);
+      best.acc5 = Math.max(best.acc5, val.top5);
+      best.train1 = Math.max(best.train1, train.top1);
+      best.train5 = Math.max(best.train5, train.top5);
+
+      const stats = sparse ? layerStats(model) : [];
+      const total = sparse ? totalSparsity(stats).sparsity : 0;
+      if (lead && paths) {
+        const m = meta(epoch + 1, val.top1, val.top5);
+        if (c.save_last) await saveCheckpoint(paths.checkpoint('last'), { model, optimizer, meta: m, config: c });
+        const dueEvery = c.save_every > 0 && epoch % c.save_every === 0;
+        // The reference deletes a new-best epoch file unless save_every is due, even at the last
+        // epoch (quirk 22); we keep epoch_N when save_every is due or it is the final epoch.
+        if (dueEvery || epoch === c.epochs - 1) await saveCheckpoint(paths.checkpoint(`epoch_${epoch}`), { model, optimizer, meta: m, config: c });
+        if (isBest) {
+          if (c.save_last) await copyFileAtomic(paths.checkpoint('last'), paths.checkpoint('model_best'));
+          else await saveCheckpoint(paths.checkpoint('model_best'), { model, optimizer, meta: m, config: c });
+        }
+        const minutes = (ms: number) => ms / 60000;
+        const epochMinutes = minutes(performance.now() - epochStart);
+        writer?.addScalar('diagnostics/epoch_time_val', epochMinutes, epoch);
+        writer?.addScalar('diagnostics/validation_time_val', minutes(valEnd - trainEnd), epoch);
+        writer?.addScalar('diagnostics/train_time_val', minutes(trainEnd - epochStart), epoch);
+        // written once per epoch (the reference writes test/lr twice, quirk 21)
+        writer?.addScalar('test/lr', lr, epoch);
+        if (sparse) {
+          for (const s of stats) {
+            writer?.addScalar(`sparsity/${s.name}`, s.sparsity, epoch);
+            writer?.addScalar(`thresh/${s.name}`, s.threshold, epoch);
+          }
+          writer?.addScalar('sparsity/total', total, epoch);
+          sparsityTable?.set(epoch, { ...Object.fromEntries(stats.map((s) => [s.name, s.sparsity])), total });
+          thresholdTable?.set(epoch, Object.fromEntries(stats.map((s) => [s.name, s.threshold])));
+        }
+        writer?.flush();
+        const skipped = train.skipped ? `  skipped files ${train.skipped}` : '';
+        log(
+          `=> epoch ${epoch}: lr ${lr.toPrecision(4)}  train top-1 ${train.top1.toFixed(2)} loss ${train.loss.toFixed(3)} (${(train.images / train.seconds).toFixed(1)} img/s)  val top-1 ${val.top1.toFixed(2)} top-5 ${val.top5.toFixed(2)}` +
+            (sparse ? `  sparsity ${total.toFixed(2)} %` : '') +
+            skipped +
+            `  [${(epochMinutes * 60).toFixed(1)} s]`,
+        );
+      }
+    }
+    writer?.close();
+
+    let finalSparsity: number | undefined;
+    if (lead && paths) {
+      const root = c.log_dir;
+      appendResult(join(root, 'results.csv'), {
+        finished: new Date(),
+        config: o.configPath ?? '',
+        name: c.name ?? `${c.arch}_${c.conv_type}`,
+        pruneRate: pyFloat(c.prune_rate),
+        currTop1: last.top1,
+        currTop5: last.top5,
+        bestTop1: best.acc1,
+        bestTop5: best.acc5,
+        bestTrainTop1: best.train1,
+        bestTrainTop5: best.train5,
+      });
+      if (sparse) {
+        const stats = layerStats(model);
+        finalSparsity = totalSparsity(stats).sparsity;
+        const name = c.name ?? `${c.arch}_${c.conv_type}`;
+        writeLayerwiseJson(root, 'sparsity', name, { ...Object.fromEntries(stats.map((s) => [s.name, s.sparsity])), total: finalSparsity });
+        writeLayerwiseJson(root, 'threshold', name, Object.fromEntries(stats.map((s) => [s.name, s.threshold])));
+        log(`=> total sparsity ${finalSparsity.toFixed(2)} %, best val top-1 ${best.acc1.toFixed(2)}`);
+      }
+    }
+    optimizer.dispose();
+    return { runDir: paths?.dir, bestAcc1: best.acc1, lastAcc1: last.top1, lastAcc5: last.top5, totalSparsity: finalSparsity };
+  } finally {
+    model.dispose();
+    await data?.train.close();
+    await data?.val.close();
+  }
+}
+
+/** GMP: every layer's current rate becomes p − p·decay for its own target p (per-layer budgets too). */
+function setGmpRates(model: Model, decay: number): void {
+  for (const [, conv] of model.convLayers()) {
+    if (conv instanceof GMPConv) conv.setCurrPruneRate(conv.pruneRate - conv.pruneRate * decay);
+  }
+}
+
+/** `<run>/checkpoints/x.safetensors` → `<run>`, so a resumed run continues in its own folder. */
+function runDirOfCheckpoint(file: string): string | undefined {
+  const d = dirname(resolve(file));
+  return basename(d) === 'checkpoints' ? dirname(d) : undefined;
+}
+
+/** --dense-conv-model: the dense-compatible model as our checkpoint and as a PyTorch .pth. */
+async function writeDenseCompatible(model: Model, paths: RunPaths, log: (l: string) => void): Promise<void> {
+  const sd = denseCompatibleStateDict(model);
+  const st = paths.checkpoint('epoch_pretrained');
+  await writeSafetensors(st, sd, { format: 'str-train-dense/1', arch: model.arch });
+  const pth = join(paths.checkpoints, 'epoch_pretrained.state');
+  // epoch as a Python int (0n): the reference's range(start_epoch, …) needs an int
+  await writeTorchCheckpoint(pth, { epoch: 0n, arch: model.arch, state_dict: stateDictToPy(sd) });
+  await copyFileAtomic(pth, join(paths.checkpoints, 'model_best.pth'));
+  log(`=> dense-compatible model written to ${st} and ${pth} (copied to model_best.pth)`);
+}
+
