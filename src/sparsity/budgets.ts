@@ -83,7 +83,8 @@ export function parseBudgetCsv(path: string, layerNames?: readonly string[]): Bu
 
 /** Per-layer prune rates (fractions) of one budget column, keyed by module name. */
 export function budgetColumn(table: BudgetTable, column: string, path = 'budget'): Map<string, number> {
-  const j = table.columns.indexOf(column);
+  // numeric labels match by value, so "87.70" finds the "87.7" column
+  const j = table.columns.findIndex((c) => c === column || (c.trim() !== '' && column.trim() !== '' && Number(c) === Number(column)));
   if (j < 0) throw new UserError(`--budget-column ${column}: not a column of ${path} (columns: ${table.columns.join(', ')})`);
   return new Map(table.layers.map((l) => [l.name, l.sparsity[j] / 100]));
 }

@@ -43,54 +43,117 @@ function thresholdedWeights(sd: StateDict): StateDict {
 }
 
 export interface PretrainedReport extends LoadReport {
-  /** Entries of the file dropped because the model lacks the key or has another shape. */
+  /**
+   * Entries of the file not loaded, with the reason: the classifier when its shape differs
+   * (fine-tuning to another class count, as the reference allows).
+   */
   skipped: string[];
-  /** Weights replaced by their STR effective values (STR checkpoint into a non-STR model). */
+  /** Weights replaced by their STR effective values (STR layer in the file, non-STR layer in the model). */
   thresholded: string[];
+  /** Model entries the file lacks that keep their current values (thresholds at sInit, BN counters). */
+  keptAtInit: string[];
+}
+
+const first3 = (xs: string[]) => xs.slice(0, 3).join('; ') + (xs.length > 3 ? ` (+${xs.length - 3} more)` : '');
+
+/**
+ * --pretrained (STR-SPEC §13.1). Loads the entries whose key (with or without `module.`) and
+ * shape match the model. A layer that is STR in the file but not in the model (STR → Dense, DNW,
+ * GMP) gets its effective weight sign(W)·relu(|W| − σ(s)); the decision is per layer (the
+ * reference decides by --conv-type, which is the same for uniform models). Dense → STR leaves the
+ * thresholds at sInit.
+ *
+ * Unlike the reference, which silently drops whatever does not fit, an architecture mismatch is
+ * a UserError (one line, first mismatching keys): a shape mismatch, a model weight the file lacks
+ * or a file entry the model lacks. Tolerated: the classifier's shape (fine-tuning to another
+ * number of classes; reported in `skipped`; not with allowClassifierMismatch false, for
+ * --evaluate and --dense-conv-model), missing thresholds and BN counters.
+ */
+export function loadPretrained(model: Model, sd: StateDict, source: string, opts: { allowClassifierMismatch?: boolean } = {}): PretrainedReport {
+  const allowClassifier = opts.allowClassifierMismatch ?? true;
+  const entries = new Map<string, HostTensor>();
+  for (const [k, v] of sd) entries.set(MODULE_PREFIX + stripModulePrefix(k), v);
+  const want = new Map<string, number[]>();
+  for (const e of model.stateEntries()) want.set(MODULE_PREFIX + e.name, e.kind === 'counter' ? [] : torchShapeOf(e.spec.variable.shape, e.spec.layout));
+
+  const thresholded: string[] = [];
+  for (const [k, s] of [...entries]) {
+    if (!k.endsWith(THRESHOLD_SUFFIX) || want.has(k)) continue;
+    const wk = weightKeyOf(k);
+    const w = entries.get(wk);
+    if (!w) throw new UserError(`--pretrained ${source}: has ${k} but no ${wk}`);
+    entries.set(wk, softThreshold(w, s));
+    entries.delete(k);
+    thresholded.push(wk);
+  }
+
+  const classifier = model.convLayers().at(-1)?.[0];
+  const isClassifier = (k: string) => allowClassifier && classifier !== undefined && (k === `${MODULE_PREFIX}${classifier}.weight` || k === `${MODULE_PREFIX}${classifier}.bias`);
+  const keep: StateDict = new Map();
+  const skipped: string[] = [];
+  const mismatched: string[] = [];
+  const unexpected: string[] = [];
+  for (const [k, v] of entries) {
+    const shape = want.get(k);
+    if (!shape) {
+      if (isClassifier(k)) skipped.push(`${k} (not in the model)`);
+      else unexpected.push(k);
+    } else if (shape.length !== v.shape.length || shape.some((d, i) => d !== v.shape[i])) {
+      const what = `${k} file [${v.shape.join(', ')}] vs model [${shape.join(', ')}]`;
+      if (isClassifier(k)) skipped.push(what);
+      else mismatched.push(what);
+    } else {
+      keep.set(k, v);
+    }
+  }
+  const keptAtInit: string[] = [];
+  const missing: string[] = [];
+  for (const k of want.keys()) {
+    if (entries.has(k)) continue;
+    if (k.endsWith(THRESHOLD_SUFFIX) || k.endsWith('.num_batches_tracked') || isClassifier(k)) keptAtInit.push(k);
+    else missing.push(k);
+  }
+  if (mismatched.length || missing.length || unexpected.length) {
+    const parts = [
+      mismatched.length ? `shape mismatch: ${first3(mismatched)}` : '',
+      missing.length ? `missing from the file: ${first3(missing)}` : '',
+      unexpected.length ? `not in the model: ${first3(unexpected)}` : '',
+    ].filter(Boolean);
+    const hint = classifier && mismatched.some((m) => m.startsWith(`${MODULE_PREFIX}${classifier}.`)) ? ' (set --num-classes to the checkpoint\'s class count)' : '';
+    throw new UserError(`--pretrained ${source} does not fit ${model.arch} (${model.options.convType}): ${parts.join(' | ')}${hint}`);
+  }
+  const report = loadStateDict(model, keep, { strict: false, source });
+  return { ...report, skipped, thresholded, keptAtInit };
+}
+
+/** Fraction of non-zero entries. */
+function density(t: HostTensor): number {
+  let nz = 0;
+  for (let i = 0; i < t.data.length; i++) if (t.data[i] !== 0) nz++;
+  return nz / t.data.length;
 }
 
 /**
- * --pretrained (STR-SPEC §13.1): load the entries whose key and shape match the model; when the
- * model is not an STR model, every STR layer's weight becomes its effective weight
- * sign(W)·relu(|W| − σ(s)) first. A file of which no weight fits is an error listing the first
- * mismatching keys (the reference silently loads nothing).
+ * density_l = fraction of non-zeros of each sparse layer's weight, keyed by `module.<layer>.weight`:
+ * from an STR checkpoint, of the effective weight sign(W)·relu(|W| − σ(s)) (§13.3); from a
+ * dense-compatible one (no thresholds; the reference refuses those), of the stored conv weights,
+ * whose zeros are the pruned entries. The reference takes a float32 mean; this is exact.
  */
-export function loadPretrained(model: Model, sd: StateDict, source: string): PretrainedReport {
-  const entries = new Map<string, HostTensor>();
-  for (const [k, v] of sd) entries.set(MODULE_PREFIX + stripModulePrefix(k), v);
-  const thresholded: string[] = [];
-  if (model.options.convType !== 'STRConv') {
-    for (const [k, v] of thresholdedWeights(entries)) {
-      entries.set(k, v);
-      thresholded.push(k);
-    }
-  }
-  const want = new Map<string, number[]>();
-  for (const e of model.stateEntries()) want.set(MODULE_PREFIX + e.name, e.kind === 'counter' ? [] : torchShapeOf(e.spec.variable.shape, e.spec.layout));
-  const skipped: string[] = [];
-  const keep: StateDict = new Map();
-  for (const [k, v] of entries) {
-    const shape = want.get(k);
-    if (!shape) skipped.push(`${k} (not in the model)`);
-    else if (shape.length !== v.shape.length || shape.some((d, i) => d !== v.shape[i])) skipped.push(`${k} (file [${v.shape.join(', ')}] vs model [${shape.join(', ')}])`);
-    else keep.set(k, v);
-  }
-  const weightsLoaded = [...keep.keys()].filter((k) => k.endsWith('.weight')).length;
-  if (weightsLoaded === 0) {
-    throw new UserError(`--pretrained ${source}: no weight matches the model (${model.arch}); first mismatches: ${skipped.slice(0, 3).join('; ')}`);
-  }
-  const report = loadStateDict(model, keep, { strict: false, source });
-  return { ...report, skipped, thresholded };
-}
-
-/** density_l = fraction of non-zeros of each STR layer's effective weight, keyed by weight key. */
-export function strDensities(sd: StateDict): Map<string, number> {
+export function strDensities(sd: StateDict, source = 'checkpoint'): Map<string, number> {
   const out = new Map<string, number>();
-  for (const [k, w] of thresholdedWeights(sd)) {
-    let nz = 0;
-    for (let i = 0; i < w.data.length; i++) if (w.data[i] !== 0) nz++;
-    out.set(MODULE_PREFIX + stripModulePrefix(k), nz / w.data.length);
+  const fromStr = thresholdedWeights(sd);
+  if (fromStr.size) {
+    for (const [k, w] of fromStr) out.set(MODULE_PREFIX + stripModulePrefix(k), density(w));
+    return out;
   }
+  let zeros = 0;
+  for (const [k, w] of sd) {
+    if (!k.endsWith('.weight') || w.shape.length !== 4) continue;
+    const d = density(w);
+    zeros += Math.round((1 - d) * w.data.length);
+    out.set(MODULE_PREFIX + stripModulePrefix(k), d);
+  }
+  if (zeros === 0) throw new UserError(`--use-budget ${source}: no sparseThreshold entries and no zero conv weights; expected an STR checkpoint or its dense-compatible form`);
   return out;
 }
 
@@ -115,10 +178,14 @@ export function applyBudget(model: Model, rates: Map<string, number>, source: st
   return applied;
 }
 
-/** --use-budget (§13.3): prune rate = 1 − density of the STR checkpoint's layer. */
-export function budgetFromStr(sd: StateDict): Map<string, number> {
+/**
+ * --use-budget (§13.3): prune rate = 1 − density of the STR checkpoint's layer, computed like the
+ * reference (1 − density, then ⌊rate·numel⌋ zeros): in float64 this can give one zero fewer than
+ * the STR layer had (⌊(1 − 9/10)·10⌋ = 0, not 1), as in the reference.
+ */
+export function budgetFromStr(sd: StateDict, source = 'checkpoint'): Map<string, number> {
   const rates = new Map<string, number>();
-  for (const [k, d] of strDensities(sd)) rates.set(k, 1 - d);
+  for (const [k, d] of strDensities(sd, source)) rates.set(k, 1 - d);
   return rates;
 }
 

@@ -1,9 +1,9 @@
-import { extname } from 'node:path';
 import { existsSync } from 'node:fs';
 import type { Model } from '../models/model.js';
 import type { Optimizer } from './optimizer.js';
 import type { HostTensor, StateDict } from '../io/host-tensor.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { sniffCheckpointFile } from '../io/formats.js';
 import { readTorchCheckpoint, extractStateDict } from '../io/pytorch/index.js';
 import { stateDict, loadStateDict, toTorchLayout, fromTorchLayout, MODULE_PREFIX, stripModulePrefix } from '../nn/state-dict.js';
 import { pruneRates, restorePruneRates } from '../sparsity/transfer.js';
@@ -71,7 +71,7 @@ const num = (v: unknown, d = 0) => (typeof v === 'number' && Number.isFinite(v) 
  */
 export async function readCheckpoint(path: string, flag = '--resume'): Promise<CheckpointContent> {
   if (!existsSync(path)) throw new UserError(`${flag} ${path}: no such file`);
-  if (extname(path) === '.safetensors') {
+  if (sniffCheckpointFile(path) === 'safetensors') {
     const { tensors, metadata } = await readSafetensors(path);
     if (metadata?.format !== CHECKPOINT_FORMAT) {
       // a plain safetensors state dict (e.g. exported): weights only

@@ -3,7 +3,7 @@ import type { RunConfig } from '../config/schema.js';
 import { settingsYaml } from '../config/load.js';
 import { createModel } from '../models/registry.js';
 import type { Model } from '../models/model.js';
-import type { ModelOptions } from '../models/builder.js';
+import { modelOptionsOfConfig } from '../config/model-options.js';
 import { createDatasets, type Datasets } from '../data/datasets.js';
 import { Optimizer } from './optimizer.js';
 import { learningRate } from './schedules.js';
@@ -47,27 +47,6 @@ export interface RunResult {
   totalSparsity?: number;
 }
 
-/** Model options of a run configuration. */
-export function modelOptions(c: RunConfig, numClasses: number): Partial<ModelOptions> {
-  return {
-    numClasses,
-    convType: c.conv_type,
-    bnType: c.bn_type,
-    firstLayerDense: c.first_layer_dense,
-    lastLayerDense: c.last_layer_dense,
-    firstLayerType: c.first_layer_dense ? 'DenseConv' : c.first_layer_type,
-    init: c.init,
-    mode: c.mode,
-    nonlinearity: c.nonlinearity,
-    scaleFan: c.scale_fan,
-    pruneRate: c.prune_rate,
-    sInitValue: c.sInit_value,
-    widthMult: c.width_mult,
-    stem: c.stem,
-    seed: c.seed,
-  };
-}
-
 const needsData = (c: RunConfig) => !c.summary && !(c.dense_conv_model && c.pretrained);
 
 /**
@@ -100,7 +79,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     });
   }
   const numClasses = c.num_classes ?? data?.classes.length ?? 1000;
-  const model = createModel(c.arch, modelOptions(c, numClasses));
+  const model = createModel(c.arch, modelOptionsOfConfig(c, numClasses));
   try {
     if (c.summary) {
       log(formatSummary(modelSummary(model, c.image_size)));
@@ -121,12 +100,19 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     if (c.pretrained) {
       const ck = await readCheckpoint(c.pretrained, '--pretrained');
       if (c.use_budget) {
-        const applied = applyBudget(model, budgetFromStr(ck.stateDict), `--use-budget ${c.pretrained}`);
+        const applied = applyBudget(model, budgetFromStr(ck.stateDict, c.pretrained), `--use-budget ${c.pretrained}`);
         log(`=> budget from ${c.pretrained}: ${applied.length} layers`);
       }
       if (!c.ignore_pretrained_weights) {
-        const r = loadPretrained(model, ck.stateDict, c.pretrained);
-        log(`=> loaded ${r.loaded.length} entries from ${c.pretrained}` + (r.thresholded.length ? ` (${r.thresholded.length} STR weights soft-thresholded)` : '') + (r.skipped.length ? `; skipped ${r.skipped.length}: ${r.skipped.slice(0, 3).join('; ')}${r.skipped.length > 3 ? ', …' : ''}` : ''));
+        // evaluating or converting a model whose classifier was not loaded would be meaningless
+        const r = loadPretrained(model, ck.stateDict, c.pretrained, { allowClassifierMismatch: !c.evaluate && !c.dense_conv_model });
+        const thresholds = r.keptAtInit.filter((k) => k.endsWith('.sparseThreshold')).length;
+        log(
+          `=> loaded ${r.loaded.length} entries from ${c.pretrained}` +
+            (r.thresholded.length ? ` (${r.thresholded.length} STR weights soft-thresholded)` : '') +
+            (thresholds ? ` (${thresholds} thresholds not in the file stay at sInit ${c.sInit_value})` : '') +
+            (r.skipped.length ? `; skipped ${r.skipped.length}: ${r.skipped.slice(0, 3).join('; ')}${r.skipped.length > 3 ? ', …' : ''}` : ''),
+        );
       }
       if (c.dense_conv_model) {
         if (lead && paths) await writeDenseCompatible(model, paths, log);

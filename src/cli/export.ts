@@ -1,0 +1,197 @@
+/**
+ * `str-train export --checkpoint X --format pth|safetensors [--dense] [--out FILE]`: a file the
+ * reference's model definitions load with `load_state_dict` unchanged. The .pth is what the
+ * reference's own conversion writes: `{epoch (int), arch, state_dict (OrderedDict, module. keys)}`.
+ */
+import { parseArgs } from 'node:util';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { initBackend, backendChoices, type BackendChoice } from '../backend/select.js';
+import { readCheckpoint } from '../train/checkpoint.js';
+import { denseCompatibleStateDict } from '../sparsity/transfer.js';
+import { modelFromCheckpoint, inferModelSpec, type ModelOverrides } from '../report/checkpoint-model.js';
+import { MODULE_PREFIX, stripModulePrefix } from '../nn/state-dict.js';
+import type { StateDict } from '../io/host-tensor.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import { writeTorchCheckpoint, stateDictToPy, toPyInt } from '../io/pytorch/index.js';
+import { CONV_TYPES } from '../config/schema.js';
+import type { ConvTypeName } from '../nn/conv/index.js';
+import { UserError } from '../util/errors.js';
+
+export type ExportFormat = 'pth' | 'safetensors';
+
+export interface ExportOptions {
+  checkpoint: string;
+  format?: ExportFormat;
+  /** Fold STR thresholds (and DNW/GMP masks) into the weights: the dense-compatible model (§13.2). */
+  dense?: boolean;
+  out?: string;
+  overrides?: ModelOverrides;
+  log?: (line: string) => void;
+}
+
+export interface ExportResult {
+  out: string;
+  format: ExportFormat;
+  dense: boolean;
+  arch: string;
+  epoch: number;
+  stateDict: StateDict;
+}
+
+export const EXPORT_FORMAT = 'str-train-export/1';
+
+function formatOf(out: string | undefined, given: string | undefined): ExportFormat {
+  if (given !== undefined) {
+    if (given !== 'pth' && given !== 'safetensors') throw new UserError(`export --format ${given}: expected pth or safetensors`);
+    return given;
+  }
+  return out !== undefined && extname(out) === '.safetensors' ? 'safetensors' : 'pth';
+}
+
+function defaultOut(checkpoint: string, format: ExportFormat, dense: boolean): string {
+  const stem = basename(checkpoint, extname(checkpoint));
+  const ext = format === 'pth' ? '.pth' : '.safetensors';
+  let out = join(dirname(checkpoint), `${stem}${dense ? '_dense' : ''}${ext}`);
+  if (resolve(out) === resolve(checkpoint)) out = join(dirname(checkpoint), `${stem}_export${ext}`);
+  return out;
+}
+
+/** Writes the export and returns what it wrote. */
+export async function exportCheckpoint(o: ExportOptions): Promise<ExportResult> {
+  const log = o.log ?? ((l: string) => process.stdout.write(l + '\n'));
+  const format = formatOf(o.out, o.format);
+  const dense = o.dense ?? false;
+  const out = o.out ?? defaultOut(o.checkpoint, format, dense);
+  if (resolve(out) === resolve(o.checkpoint)) throw new UserError(`export --out ${out}: is the input checkpoint; choose another file`);
+  const ck = await readCheckpoint(o.checkpoint, '--checkpoint');
+
+  let sd: StateDict;
+  let arch: string;
+  if (dense) {
+    const { model, spec } = modelFromCheckpoint(ck, o.overrides);
+    try {
+      sd = denseCompatibleStateDict(model);
+    } finally {
+      model.dispose();
+    }
+    arch = spec.arch;
+  } else {
+    sd = new Map();
+    for (const [k, v] of ck.stateDict) sd.set(MODULE_PREFIX + stripModulePrefix(k), v);
+    let inferred: string | undefined;
+    try {
+      inferred = inferModelSpec(ck, o.overrides).arch;
+    } catch {
+      // not one of our architectures: still exportable, the tensors go out as they are
+    }
+    arch = o.overrides?.arch ?? (ck.meta.arch || inferred || '');
+  }
+  // the reference's dense conversion starts a fresh run: epoch 0; otherwise the checkpoint's own
+  const epoch = dense ? 0 : ck.meta.epoch;
+
+  if (format === 'pth') {
+    // epoch as a Python int: the reference's range(start_epoch, ...) needs one
+    await writeTorchCheckpoint(out, { epoch: toPyInt(epoch), arch, state_dict: stateDictToPy(sd) });
+  } else {
+    await writeSafetensors(out, sd, { format: EXPORT_FORMAT, arch, epoch: String(epoch), dense: String(dense) });
+  }
+  const thresholds = [...sd.keys()].filter((k) => k.endsWith('.sparseThreshold')).length;
+  log(
+    `=> wrote ${out} (${format}, ${arch || 'unknown arch'}, ${sd.size} tensors` +
+      (dense ? ', dense-compatible: thresholds/masks folded into the weights' : thresholds ? `, ${thresholds} STR thresholds` : '') +
+      ')',
+  );
+  return { out, format, dense, arch, epoch, stateDict: sd };
+}
+
+export const EXPORT_USAGE = `usage: str-train export --checkpoint FILE [--format pth|safetensors] [--dense] [--out FILE]
+                        [--arch A] [--conv-type T] [--prune-rate P] [--stem imagenet|small] [--backend B]
+
+Writes a checkpoint (ours, or a reference .pth/.state) as a file the reference's models load with
+load_state_dict unchanged: .pth = {epoch, arch, state_dict} with module. keys, or .safetensors.
+  --dense        fold STR thresholds (DNW/GMP masks) into the weights: the dense-compatible model
+  --arch ...     for a reference .pth whose architecture cannot be read off its keys
+  --conv-type, --prune-rate   a reference DNW/GMP .pth (their rates are not in the file)`;
+
+/** Flags shared by export and report. */
+export const MODEL_FLAGS: FlagSpec = {
+  arch: { type: 'string' },
+  'conv-type': { type: 'string' },
+  'prune-rate': { type: 'string' },
+  stem: { type: 'string' },
+  'image-size': { type: 'string' },
+  backend: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+type FlagSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+
+export function parseFlags(command: string, argv: string[], options: FlagSpec): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  try {
+    const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
+  } catch (e) {
+    throw new UserError(`${command}: ${(e as Error).message.split('\n')[0]}`);
+  }
+}
+
+/** --arch/--conv-type/--prune-rate/--stem/--image-size → overrides (validated). */
+export function modelOverrides(command: string, v: Record<string, unknown>): ModelOverrides {
+  const o: ModelOverrides = {};
+  if (typeof v.arch === 'string') o.arch = v.arch;
+  if (typeof v['conv-type'] === 'string') {
+    if (!(CONV_TYPES as readonly string[]).includes(v['conv-type'])) throw new UserError(`${command} --conv-type ${v['conv-type']}: expected one of ${CONV_TYPES.join(', ')}`);
+    o.convType = v['conv-type'] as ConvTypeName;
+  }
+  if (typeof v['prune-rate'] === 'string') {
+    const p = Number(v['prune-rate']);
+    if (!(p >= 0 && p < 1)) throw new UserError(`${command} --prune-rate ${v['prune-rate']}: expected a number in [0, 1)`);
+    o.pruneRate = p;
+  }
+  if (typeof v.stem === 'string') {
+    if (v.stem !== 'imagenet' && v.stem !== 'small') throw new UserError(`${command} --stem ${v.stem}: expected imagenet or small`);
+    o.stem = v.stem;
+  }
+  if (typeof v['image-size'] === 'string') {
+    const n = Number(v['image-size']);
+    if (!Number.isInteger(n) || n < 8) throw new UserError(`${command} --image-size ${v['image-size']}: expected an integer >= 8`);
+    o.imageSize = n;
+  }
+  return o;
+}
+
+export async function useBackend(command: string, b: unknown): Promise<void> {
+  const choice = (b ?? 'cpu') as BackendChoice;
+  if (!backendChoices.includes(choice)) throw new UserError(`${command} --backend ${String(b)}: expected one of ${backendChoices.join(', ')}`);
+  // the backend line would only be noise here: these commands do little tensor work
+  await initBackend(choice, () => {});
+}
+
+export async function exportCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags('export', argv, {
+    ...MODEL_FLAGS,
+    checkpoint: { type: 'string' },
+    format: { type: 'string' },
+    dense: { type: 'boolean' },
+    out: { type: 'string' },
+  });
+  if (values.help) {
+    process.stdout.write(EXPORT_USAGE + '\n');
+    return 0;
+  }
+  if (positionals.length > 1 || (positionals.length === 1 && values.checkpoint !== undefined)) {
+    throw new UserError(`export: unexpected argument ${positionals.at(-1)} (one checkpoint, as --checkpoint FILE)`);
+  }
+  const checkpoint = (values.checkpoint as string | undefined) ?? positionals[0];
+  if (!checkpoint) throw new UserError('export: needs --checkpoint FILE (ours or a reference .pth/.state)');
+  const dense = values.dense === true;
+  await useBackend('export', values.backend);
+  await exportCheckpoint({
+    checkpoint,
+    format: values.format as ExportFormat | undefined,
+    dense,
+    out: values.out as string | undefined,
+    overrides: modelOverrides('export', values),
+  });
+  return 0;
+}

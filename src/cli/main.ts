@@ -1,0 +1,20 @@
+import { runCli } from './errors.js';
+import { trainCommand } from './train.js';
+
+/**
+ * `str-train [train flags]` trains (the reference's main.py); `str-train data|report|export ...`
+ * are sub-commands. Each sub-command parses its own flags.
+ */
+const SUBCOMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number | void>>> = {
+  data: async () => (await import('../data/command.js')).runDataCommand,
+  report: async () => (await import('./report.js')).reportCommand,
+  export: async () => (await import('./export.js')).exportCommand,
+};
+
+async function main(argv: string[]): Promise<number | void> {
+  const sub = argv[0] !== undefined ? SUBCOMMANDS[argv[0]] : undefined;
+  if (sub) return (await sub())(argv.slice(1));
+  return trainCommand(argv);
+}
+
+await runCli(() => main(process.argv.slice(2)));
