@@ -1,10 +1,20 @@
 import { loadConfig, renderHelp, wantsHelp } from '../config/load.js';
 import { initBackend } from '../backend/select.js';
 import { runTraining } from '../train/run.js';
+import {
+  connectCollective,
+  launchWorkers,
+  mpiDeviceForRank,
+  parseDeviceList,
+  workerExitCode,
+  workerInfo,
+  type Collective,
+} from '../distributed/index.js';
 
 /**
  * The reference's `python main.py --config X [flags]`: train, or --evaluate, --summary,
- * --dense-conv-model, according to the flags.
+ * --dense-conv-model, according to the flags. With `--multigpu a,b,…` this process becomes the
+ * launcher of one worker per device (each re-runs this command, see src/distributed/).
  */
 export async function trainCommand(argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {
@@ -12,8 +22,39 @@ export async function trainCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const { config, configPath, warnings } = loadConfig(argv);
-  for (const w of warnings) process.stderr.write(`str-train: warning: ${w}\n`);
-  await initBackend(config.backend, (line) => process.stderr.write(line + '\n'));
-  await runTraining({ config, configPath });
-  return 0;
+  const info = workerInfo();
+  if (info.rank === 0) for (const w of warnings) process.stderr.write(`str-train: warning: ${w}\n`);
+
+  const devices = config.multigpu ? parseDeviceList(config.multigpu) : [];
+  if (config.distributed === 'local' && info.launcher === 'none' && devices.length > 1) {
+    const gpuBackend = config.backend === 'tensorflow' || config.backend === 'auto';
+    const r = await launchWorkers({
+      devices,
+      argv: process.argv.slice(2),
+      script: process.argv[1],
+      checkDevices: gpuBackend ? 'nvidia-smi' : 'none',
+    });
+    return r.exitCode;
+  }
+  // One device, or a worker: make only that device visible before a GPU backend loads.
+  const mpiDevice = config.distributed === 'mpi' ? mpiDeviceForRank() : undefined;
+  if (mpiDevice !== undefined) process.env.CUDA_VISIBLE_DEVICES = mpiDevice;
+  else if (info.launcher === 'none' && devices.length === 1) process.env.CUDA_VISIBLE_DEVICES = String(devices[0]);
+
+  let collective: Collective | undefined;
+  try {
+    collective = await connectCollective(config.distributed === 'mpi' ? 'mpi' : 'none');
+    const lead = collective.rank === 0;
+    await initBackend(config.backend, lead ? (line) => process.stderr.write(line + '\n') : () => {});
+    await runTraining({ config, configPath, collective });
+    await collective.close();
+    return 0;
+  } catch (e) {
+    if (collective && collective.worldSize > 1) {
+      // a worker: say why on stderr (the launcher shows it) and use the exit code it expects
+      process.stderr.write(`str-train: ${(e as Error).message}\n`);
+      process.exit(workerExitCode(e));
+    }
+    throw e;
+  }
 }

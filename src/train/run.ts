@@ -8,7 +8,9 @@ import { createDatasets, type Datasets } from '../data/datasets.js';
 import { Optimizer } from './optimizer.js';
 import { learningRate } from './schedules.js';
 import { makeCriterion } from './loss.js';
-import { trainOneEpoch, validate, type LoopContext } from './loop.js';
+import { trainOneEpoch, validate, type LoopContext, type EpochResult } from './loop.js';
+import type { DataLoader } from '../data/loader.js';
+import { broadcastParameters, reduceGradientsHook, type Collective } from '../distributed/index.js';
 import { saveCheckpoint, readCheckpoint, restoreCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { layerStats, totalSparsity, reportedLayers } from '../sparsity/stats.js';
 import { modelSummary, formatSummary } from '../sparsity/summary.js';
@@ -31,11 +33,12 @@ export interface RunOptions {
   configPath?: string;
   /** Printing (stdout lines). */
   log?: (line: string) => void;
-  /** Rank and world size for data-parallel workers (rank 0 alone writes files). */
-  rank?: number;
-  worldSize?: number;
-  reduceGradients?: LoopContext['reduceGradients'];
-  /** Called once the model exists (data-parallel: broadcast rank 0's weights). */
+  /**
+   * Data-parallel workers (one per device): rank 0 alone prints and writes files; gradients are
+   * averaged before every step and rank 0's initial weights are broadcast to all.
+   */
+  collective?: Collective;
+  /** Called once the model is built and loaded (tests and library users inspect it here). */
   onModel?: (model: Model) => Promise<void>;
 }
 
@@ -56,8 +59,9 @@ const needsData = (c: RunConfig) => !c.summary && !(c.dense_conv_model && c.pret
  */
 export async function runTraining(o: RunOptions): Promise<RunResult> {
   const c = o.config;
-  const rank = o.rank ?? 0;
-  const worldSize = o.worldSize ?? 1;
+  const coll = o.collective;
+  const rank = coll?.rank ?? 0;
+  const worldSize = coll?.worldSize ?? 1;
   const lead = rank === 0;
   const log = lead ? (o.log ?? ((l: string) => process.stdout.write(l + '\n'))) : () => {};
 
@@ -125,6 +129,11 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       log(`=> budget column ${c.budget_column} of ${c.budget}: ${applied.length} layers`);
     }
     await o.onModel?.(model);
+    let reduceGradients: LoopContext['reduceGradients'];
+    if (coll && worldSize > 1) {
+      await broadcastParameters(coll, model.trainableVariables());
+      reduceGradients = reduceGradientsHook(coll, model.trainableVariables().map((v) => v.name));
+    }
 
     const optimizer = new Optimizer(model, {
       optimizer: c.optimizer,
@@ -147,10 +156,10 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       log(`=> resumed from ${c.resume} at epoch ${startEpoch} (best top-1 ${best.acc1.toFixed(2)})`);
     }
 
-    const ctx: LoopContext = { model, criterion, printFreq: c.print_freq, progress: lead ? c.progress : 'none', log, reduceGradients: o.reduceGradients };
+    const ctx: LoopContext = { model, criterion, printFreq: c.print_freq, progress: lead ? c.progress : 'none', log, reduceGradients };
     if (c.evaluate) {
       if (!data) throw new UserError('--evaluate needs --data');
-      const r = await validate(data.val, ctx, startEpoch);
+      const r = await validateAll(data.val, ctx, coll, model, startEpoch);
       log(`=> evaluation: top-1 ${r.top1.toFixed(2)}  top-5 ${r.top5.toFixed(2)}  loss ${r.loss.toFixed(4)}`);
       log(formatSummary(modelSummary(model, c.image_size)));
       return { runDir: paths?.dir, bestAcc1: best.acc1, lastAcc1: r.top1, lastAcc5: r.top5 };
@@ -190,9 +199,9 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
         const decay = gmpDecay(epoch, c.init_prune_epoch, c.final_prune_epoch);
         if (decay !== null) setGmpRates(model, decay);
       }
-      const train = await trainOneEpoch(data.train, optimizer, epoch, ctx);
+      const train = await combine(coll, await trainOneEpoch(data.train, optimizer, epoch, ctx));
       const trainEnd = performance.now();
-      const val = await validate(data.val, ctx, epoch);
+      const val = await validateAll(data.val, ctx, coll, model, epoch);
       const valEnd = performance.now();
       last = { top1: val.top1, top5: val.top5 };
       const isBest = val.top1 > best.acc1;
@@ -273,6 +282,38 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     await data?.train.close();
     await data?.val.close();
   }
+}
+
+/**
+ * Epoch averages over all workers (each saw its shard): sums weighted by sample counts. The
+ * workers' parameters are identical, so this is the global-batch value a single process gets.
+ */
+async function combine(coll: Collective | undefined, r: EpochResult): Promise<EpochResult> {
+  if (!coll || coll.worldSize === 1) return r;
+  const v = new Float32Array([r.loss * r.images, r.top1 * r.images, r.top5 * r.images, r.images, r.skipped]);
+  await coll.allReduceSum(v);
+  const n = v[3] || 1;
+  return { ...r, loss: v[0] / n, top1: v[1] / n, top5: v[2] / n, images: v[3], skipped: v[4] };
+}
+
+/**
+ * Validation of every worker's shard with rank 0's BatchNorm running statistics (DataParallel
+ * evaluates with the first replica's), combined into whole-set averages.
+ */
+async function validateAll(loader: DataLoader, ctx: LoopContext, coll: Collective | undefined, model: Model, epoch: number): Promise<EpochResult> {
+  if (coll && coll.worldSize > 1) {
+    const buffers = [...model.stateEntries()].flatMap((e) => (e.kind === 'buffer' ? [e.spec.variable] : []));
+    await broadcastParameters(coll, buffers);
+  }
+  // TensorBoard "test" scalars are written from the combined values below, not per shard
+  const r = await combine(coll, await validate(loader, { ...ctx, writer: undefined }, epoch));
+  if (ctx.writer) {
+    ctx.writer.addScalar('test/Loss_avg', r.loss, epoch);
+    ctx.writer.addScalar('test/Acc@1_avg', r.top1, epoch);
+    ctx.writer.addScalar('test/Acc@5_avg', r.top5, epoch);
+    ctx.writer.addScalar('test/Time_avg', r.seconds / Math.max(1, loader.numBatches), epoch);
+  }
+  return r;
 }
 
 /** GMP: every layer's current rate becomes p − p·decay for its own target p (per-layer budgets too). */
