@@ -23,7 +23,7 @@ export function createConv(type: ConvTypeName, o: ConvOptions, s: SparseOptions 
     case 'DenseConv':
       return new DenseConv(o);
     case 'STRConv':
-      return new STRConv({ ...o, sInitValue: s.sInitValue ?? 100 });
+      return new STRConv({ ...o, sInitValue: s.sInitValue ?? -3200 });
     case 'DNWConv':
     case 'GMPConv': {
       const c = type === 'DNWConv' ? new DNWConv(o) : new GMPConv(o);
