@@ -1,0 +1,189 @@
+// `--backend auto|tensorflow|wasm|cpu`: picks and initialises the TensorFlow.js backend.
+import * as os from 'node:os';
+import * as tf from '../tf.js';
+import { UserError } from '../util/errors.js';
+import { registerWasmTrainingKernels } from './wasm/register.js';
+import { snapshotProcessHandlers } from './wasm/process-handlers.js';
+import { installThreadedWasm } from './wasm/threaded.js';
+
+export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+
+export const backendChoices: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+
+export interface BackendOptions {
+  /**
+   * wasm threads (XNNPACK thread pool; at most 8). Default: env STR_TRAIN_WASM_THREADS, else
+   * half the cores on machines with 4 or more, else 1. 1 uses tfjs' stock single-threaded SIMD
+   * build. Fixed by the first wasm initialisation in a process.
+   */
+  threads?: number;
+}
+
+interface State {
+  name: string;
+  /** e.g. '@tensorflow/tfjs-node-gpu', 'wasm threaded-simd' */
+  detail: string;
+  wasmThreads?: number;
+  wasmMode?: 'threaded-simd' | 'simd' | 'plain';
+}
+
+let state: State | undefined;
+/** Outcome of setting up wasm, kept because the wasm module can only be created once. */
+let wasmSetup: Promise<{ threads: number; mode: 'threaded-simd' | 'simd' | 'plain'; note: string }> | undefined;
+
+function silenceCpuBanner(): void {
+  // The cpu backend prints "Hi, looks like you are running TensorFlow.js in Node.js..." on its
+  // first write unless firstUse is false; our one backend line replaces it.
+  const cpu = tf.findBackend('cpu') as { firstUse?: boolean } | null;
+  if (cpu != null) cpu.firstUse = false;
+}
+
+function shortCause(e: unknown): string {
+  const err = e as { code?: string; message?: string };
+  if (err?.code === 'ERR_MODULE_NOT_FOUND' || err?.code === 'MODULE_NOT_FOUND') return 'not installed';
+  const line = String(err?.message ?? e).split('\n')[0].trim();
+  return line.length > 120 ? `${line.slice(0, 117)}...` : line;
+}
+
+/** Imports a tfjs-node flavour and switches to its 'tensorflow' backend; returns an error text on failure. */
+async function tryTensorflow(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node'): Promise<string | undefined> {
+  try {
+    const name: string = pkg; // a variable: the package is optional, tsc must not resolve it
+    await import(name);
+    if (tf.findBackend('tensorflow') == null) return 'it registered no "tensorflow" backend with this copy of tfjs';
+    if (!(await tf.setBackend('tensorflow'))) return 'the "tensorflow" backend failed to initialise';
+    await tf.ready();
+    return undefined;
+  } catch (e) {
+    return shortCause(e);
+  }
+}
+
+// Threads pay off for large convolutions on an idle machine (1.8-2.2x per conv with 2 threads
+// here), but a training step is also many small element-wise ops, each a pool synchronisation,
+// and shares the cores with the data loader: measured on this 2-core machine (busy, load 3-6),
+// whole ResNet18 training steps ran 1.05-1.4x FASTER with 1 thread than with 2 (32 px b32:
+// ~100 vs ~72 img/s; 224 px b16: 2.7 vs 2.5 img/s). So by default only machines with cores to
+// spare get a pool.
+function defaultThreads(opts?: BackendOptions): number {
+  const fromEnv = Number(process.env.STR_TRAIN_WASM_THREADS);
+  const requested = opts?.threads ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : undefined);
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  return Math.max(1, Math.min(8, requested ?? (cores >= 4 ? Math.floor(cores / 2) : 1)));
+}
+
+async function setUpWasm(opts?: BackendOptions): Promise<{ threads: number; mode: 'threaded-simd' | 'simd' | 'plain'; note: string }> {
+  await import('@tensorflow/tfjs-backend-wasm'); // registers the stock 'wasm' backend and kernels
+  registerWasmTrainingKernels();
+  const threads = defaultThreads(opts);
+  let note = '';
+  const alreadyUp = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry.wasm != null;
+  if (threads > 1 && !alreadyUp) {
+    try {
+      const r = await installThreadedWasm(threads);
+      return { threads: r.threads, mode: 'threaded-simd', note };
+    } catch (e) {
+      note = `threaded wasm unavailable: ${shortCause(e)}`;
+    }
+  }
+  const removeEmscriptenHandlers = snapshotProcessHandlers();
+  const ok = await tf.setBackend('wasm');
+  removeEmscriptenHandlers();
+  if (!ok) throw new Error('the wasm backend failed to initialise');
+  const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+  const wasmPkg = await import('@tensorflow/tfjs-backend-wasm');
+  const actual = wasmPkg.getThreadsCount();
+  const mode = actual > 1 ? 'threaded-simd' : simd ? 'simd' : 'plain';
+  return { threads: Math.max(1, actual), mode, note };
+}
+
+async function useWasm(opts?: BackendOptions): Promise<State> {
+  wasmSetup ??= setUpWasm(opts);
+  let setup;
+  try {
+    setup = await wasmSetup;
+  } catch (e) {
+    wasmSetup = undefined;
+    throw e;
+  }
+  registerWasmTrainingKernels();
+  if (tf.getBackend() !== 'wasm' && !(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
+  await tf.ready();
+  return {
+    name: 'wasm', detail: `${setup.mode}, ${setup.threads} thread${setup.threads === 1 ? '' : 's'}${setup.note ? `; ${setup.note}` : ''}`,
+    wasmThreads: setup.threads, wasmMode: setup.mode,
+  };
+}
+
+/**
+ * Initialises the backend for `choice` and returns its tfjs name and why it was chosen. Logs one
+ * line through `log`. Idempotent; safe to call from tests.
+ */
+export async function initBackend(choice: BackendChoice, log: (line: string) => void = (l) => console.error(l),
+  opts?: BackendOptions): Promise<{ name: string; reason: string }> {
+  silenceCpuBanner();
+  let reason: string;
+  switch (choice) {
+    case 'tensorflow': {
+      const gpu = await tryTensorflow('@tensorflow/tfjs-node-gpu');
+      if (gpu == null) {
+        state = { name: 'tensorflow', detail: '@tensorflow/tfjs-node-gpu' };
+        reason = 'as requested; tfjs-node-gpu (TensorFlow with CUDA)';
+        break;
+      }
+      const cpuTf = await tryTensorflow('@tensorflow/tfjs-node');
+      if (cpuTf == null) {
+        state = { name: 'tensorflow', detail: '@tensorflow/tfjs-node' };
+        reason = `as requested; tfjs-node (native TensorFlow on CPU; tfjs-node-gpu: ${gpu})`;
+        break;
+      }
+      const cause = gpu === cpuTf ? gpu : `tfjs-node-gpu: ${gpu}; tfjs-node: ${cpuTf}`;
+      throw new UserError(`--backend tensorflow: neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node could be loaded (${cause}); install one, or use --backend wasm`);
+    }
+    case 'auto': {
+      const gpu = await tryTensorflow('@tensorflow/tfjs-node-gpu');
+      if (gpu == null) {
+        state = { name: 'tensorflow', detail: '@tensorflow/tfjs-node-gpu' };
+        reason = 'tfjs-node-gpu loaded: TensorFlow with CUDA (GPU)';
+        break;
+      }
+      const cpuTf = await tryTensorflow('@tensorflow/tfjs-node');
+      if (cpuTf == null) {
+        state = { name: 'tensorflow', detail: '@tensorflow/tfjs-node' };
+        reason = `tfjs-node-gpu ${gpu === 'not installed' ? 'not installed' : `failed (${gpu})`}; tfjs-node loaded: native TensorFlow on CPU`;
+        break;
+      }
+      state = await useWasm(opts);
+      const why = gpu === 'not installed' && cpuTf === 'not installed' ? 'tfjs-node-gpu and tfjs-node not installed'
+        : `tfjs-node-gpu: ${gpu}; tfjs-node: ${cpuTf}`;
+      reason = `${why}; wasm is the fastest npm-only backend that can train; ${state.detail}`;
+      break;
+    }
+    case 'wasm':
+      state = await useWasm(opts);
+      reason = `as requested; ${state.detail}`;
+      break;
+    case 'cpu':
+      if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend failed to initialise');
+      await tf.ready();
+      state = { name: 'cpu', detail: 'pure JavaScript' };
+      reason = 'as requested; pure JavaScript, very slow for training (use --backend wasm)';
+      break;
+    default:
+      throw new UserError(`--backend: expected one of ${backendChoices.join(', ')}, got '${String(choice)}'`);
+  }
+  silenceCpuBanner();
+  log(`backend: ${state.name} (${reason})`);
+  return { name: state.name, reason };
+}
+
+/** One line describing the active backend, for benchmark reports. */
+export function describeBackend(): string {
+  const name = tf.getBackend();
+  if (name === 'wasm') {
+    const s = state?.name === 'wasm' ? state : undefined;
+    return `wasm (${s?.wasmMode ?? 'unknown build'}, ${s?.wasmThreads ?? '?'} thread(s), project training kernels; tfjs ${tf.version_core})`;
+  }
+  if (name === 'tensorflow') return `tensorflow (${state?.detail ?? 'tfjs-node'}; tfjs ${tf.version_core})`;
+  return `${name} (tfjs ${tf.version_core})`;
+}
