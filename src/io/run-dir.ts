@@ -1,6 +1,7 @@
-import { mkdirSync, existsSync } from 'node:fs';
+import { mkdirSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pyFloat } from './pyformat.js';
+import { isAtomicTempFile } from './atomic.js';
 
 export interface RunDirSpec {
   /** Root folder (--log-dir, default `runs`). */
@@ -39,6 +40,35 @@ export function allocateRunDir(base: string): string {
     }
     return dir;
   }
+}
+
+/** True while a process with this id exists (EPERM: it exists but belongs to another user). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the atomic-write temp files (`.<name>.tmp-<pid>-<hex>`) in a run folder and its
+ * `checkpoints/` whose writer process is gone: a run killed while saving leaves one behind, and
+ * nothing will ever rename it. Files of live processes are kept. Returns the removed paths.
+ */
+export function removeStaleTempFiles(dir: string): string[] {
+  const removed: string[] = [];
+  for (const d of [dir, join(dir, 'checkpoints')]) {
+    if (!existsSync(d)) continue;
+    for (const name of readdirSync(d)) {
+      const m = /\.tmp-(\d+)-[0-9a-f]+$/.exec(name);
+      if (!isAtomicTempFile(name) || !m || processAlive(Number(m[1]))) continue;
+      rmSync(join(d, name), { force: true });
+      removed.push(join(d, name));
+    }
+  }
+  return removed;
 }
 
 /** Paths of everything a run writes, in one place. */

@@ -1,6 +1,7 @@
 import * as tf from '../tf.js';
 import type { Module, NamedParam, ParamGroup } from '../nn/module.js';
 import type { HostTensor } from '../io/host-tensor.js';
+import { hasKernel, SgdUpdate, type SgdUpdateAttrs } from '../backend/fused-kernels.js';
 
 export interface OptimizerOptions {
   optimizer: 'sgd' | 'adam';
@@ -63,6 +64,10 @@ export class Optimizer {
     this.steps++;
     const { momentum: mu, nesterov } = this.o;
     const lr = this.lr;
+    if (this.o.optimizer === 'sgd' && hasKernel(SgdUpdate)) {
+      this.fusedSgdStep(grads);
+      return;
+    }
     tf.tidy(() => {
       for (const s of this.slots) {
         const p = s.param.variable;
@@ -81,6 +86,27 @@ export class Optimizer {
           upd = nesterov ? tf.add(d, tf.mul(s.buf, mu)) : s.buf;
         }
         p.assign(tf.sub(p, tf.mul(upd, lr)));
+      }
+    });
+  }
+
+  /** The same SGD step as one native kernel per parameter (bit-identical: same float32 op order). */
+  private fusedSgdStep(grads: Record<string, tf.Tensor>): void {
+    const { momentum, nesterov } = this.o;
+    tf.tidy(() => {
+      for (const s of this.slots) {
+        const p = s.param.variable;
+        const g = grads[p.name];
+        if (!g) continue;
+        const first = s.buf == null;
+        const attrs: SgdUpdateAttrs = { lr: this.lr, momentum, weightDecay: this.decay[s.group], nesterov, first };
+        const inputs: tf.NamedTensorMap = first || momentum === 0 ? { p, g } : { p, g, buf: s.buf! };
+        const [np, nb] = tf.engine().runKernel(SgdUpdate, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+        p.assign(np);
+        if (nb) {
+          if (s.buf) s.buf.assign(nb);
+          else s.buf = tf.variable(nb, false);
+        }
       }
     });
   }

@@ -18,7 +18,7 @@ import { gmpDecay, gmpDecayInForce } from '../sparsity/gmp-schedule.js';
 import { GMPConv } from '../nn/conv/gmp.js';
 import { loadPretrained, applyBudget, budgetFromStr, denseCompatibleStateDict } from '../sparsity/transfer.js';
 import { parseBudgetCsv, budgetColumn } from '../sparsity/budgets.js';
-import { allocateRunDir, runBase, runPaths, type RunPaths } from '../io/run-dir.js';
+import { allocateRunDir, removeStaleTempFiles, runBase, runPaths, type RunPaths } from '../io/run-dir.js';
 import { appendResult, EpochTable, writeLayerwiseJson } from '../io/results.js';
 import { SummaryWriter } from '../io/tensorboard.js';
 import { writeFileAtomicSync, copyFileAtomic } from '../io/atomic.js';
@@ -84,6 +84,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   }
   const numClasses = c.num_classes ?? data?.classes.length ?? 1000;
   const model = createModel(c.arch, modelOptionsOfConfig(c, numClasses));
+  // run on exit, also after an error (an in-process caller must not keep optimizer buffers or an open writer)
+  const cleanup: Array<() => void> = [];
   try {
     if (c.summary) {
       log(formatSummary(modelSummary(model, c.image_size)));
@@ -91,18 +93,28 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     }
     log(`=> ${c.arch} (${c.conv_type}, ${numClasses} classes): ${model.numParameters().toLocaleString('en-US')} parameters`);
 
+    // Read checkpoints before the run folder exists: a missing or corrupt file must leave nothing behind.
+    let resumeCk = c.resume ? await readCheckpoint(c.resume, '--resume') : undefined;
+    let pretrainedCk = c.pretrained ? await readCheckpoint(c.pretrained, '--pretrained') : undefined;
+
     let paths: RunPaths | undefined;
     if (lead) {
       const stem = configStem(o.configPath);
-      const resumeDir = c.resume ? runDirOfCheckpoint(c.resume) : undefined;
+      // A resumed training run continues in its own folder; --evaluate gets a new one (§13.5) so
+      // it does not overwrite the trained run's settings.
+      const resumeDir = c.resume && !c.evaluate ? runDirOfCheckpoint(c.resume) : undefined;
+      // temp files of a run killed while saving (atomic writes): they will never be renamed
+      if (resumeDir) for (const f of removeStaleTempFiles(resumeDir)) log(`=> removed ${f}, left by an interrupted save`);
       const dir = resumeDir ?? allocateRunDir(runBase({ logDir: c.log_dir, configStem: stem, name: c.name ?? `${c.arch}_${c.conv_type}`, pruneRate: c.prune_rate, widthMult: c.width_mult }));
       paths = runPaths(dir);
-      writeFileAtomicSync(paths.settings, settingsYaml(c));
+      // a resumed run rewrites its settings only once the checkpoint has loaded (below)
+      if (!resumeDir) writeFileAtomicSync(paths.settings, settingsYaml(c));
       log(`=> run folder ${dir}`);
     }
 
-    if (c.pretrained) {
-      const ck = await readCheckpoint(c.pretrained, '--pretrained');
+    if (c.pretrained && pretrainedCk) {
+      const ck = pretrainedCk;
+      pretrainedCk = undefined;
       if (c.use_budget) {
         const applied = applyBudget(model, budgetFromStr(ck.stateDict, c.pretrained), `--use-budget ${c.pretrained}`);
         log(`=> budget from ${c.pretrained}: ${applied.length} layers`);
@@ -144,14 +156,20 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       noBnDecay: c.no_bn_decay,
       stDecay: c.st_decay,
     });
+    cleanup.push(() => optimizer.dispose());
     const criterion = makeCriterion(c.label_smoothing);
     const best = { acc1: 0, acc5: 0, train1: 0, train5: 0 };
     let startEpoch = c.start_epoch ?? 0;
-    if (c.resume) {
-      const ck = await readCheckpoint(c.resume, '--resume');
+    // the latest validation: the checkpoint's, until an epoch runs (none may: quirk 19)
+    let last = { top1: 0, top5: 0 };
+    if (c.resume && resumeCk) {
+      const ck = resumeCk;
+      resumeCk = undefined; // host copies: not kept for the whole run
       restoreCheckpoint(ck, model, optimizer);
+      if (lead && paths && !c.evaluate) writeFileAtomicSync(paths.settings, settingsYaml(c));
       if (c.start_epoch === undefined) startEpoch = ck.meta.epoch;
       Object.assign(best, { acc1: ck.meta.best_acc1, acc5: ck.meta.best_acc5, train1: ck.meta.best_train_acc1, train5: ck.meta.best_train_acc5 });
+      last = { top1: ck.meta.curr_acc1 ?? 0, top5: ck.meta.curr_acc5 ?? 0 };
       if (c.conv_type === 'GMPConv' && !ck.pruneRates) setGmpRates(model, gmpDecayInForce(startEpoch, c.init_prune_epoch, c.final_prune_epoch));
       log(`=> resumed from ${c.resume} at epoch ${startEpoch} (best top-1 ${best.acc1.toFixed(2)})`);
     }
@@ -167,6 +185,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     if (!data) throw new UserError('training needs --data');
 
     const writer = lead && paths ? new SummaryWriter(paths.logs) : undefined;
+    cleanup.push(() => writer?.close());
     ctx.writer = writer;
     const sparse = c.conv_type !== 'DenseConv';
     const layerNames = reportedLayers(model).map(([n]) => `module.${n}`);
@@ -184,7 +203,6 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     });
     if (lead && paths && !c.resume) await saveCheckpoint(paths.checkpoint('initial'), { model, optimizer, meta: meta(0, null, null), config: c });
 
-    let last = { top1: 0, top5: 0 };
     for (let epoch = startEpoch; epoch < c.epochs; epoch++) {
       const epochStart = performance.now();
       const lr = learningRate(c.lr_policy, epoch, {
@@ -275,9 +293,9 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
         log(`=> total sparsity ${finalSparsity.toFixed(2)} %, best val top-1 ${best.acc1.toFixed(2)}`);
       }
     }
-    optimizer.dispose();
     return { runDir: paths?.dir, bestAcc1: best.acc1, lastAcc1: last.top1, lastAcc5: last.top5, totalSparsity: finalSparsity };
   } finally {
+    for (const f of cleanup) f();
     model.dispose();
     await data?.train.close();
     await data?.val.close();
