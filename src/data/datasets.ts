@@ -1,0 +1,129 @@
+/**
+ * `--data` / `--set` → train and val loaders over ImageFolder trees (STR-SPEC §10).
+ */
+import './threadpool.js';
+import { randomInt } from 'node:crypto';
+import path from 'node:path';
+import { UserError } from '../util/errors.js';
+import { type DataLoader, ImageFolderLoader } from './loader.js';
+import { DecodePool } from './pool.js';
+import { type ScannedSplit, scanImageFolder } from './scan.js';
+
+export const DATASET_SETS = ['ImageNet', 'ImageFolder'] as const;
+export type DatasetSet = (typeof DATASET_SETS)[number];
+
+export interface DataOptions {
+  /** Dataset base directory (--data). */
+  data: string;
+  /** ImageNet: <data>/imagenet/{train,val}; ImageFolder: <data>/{train,val}. */
+  set: string;
+  /** Global batch size (train and val). */
+  batchSize: number;
+  /** Decode threads; 0 decodes in the main thread. */
+  workers: number;
+  /** Shuffle and augmentation seed; absent → a random one. */
+  seed?: number;
+  /** Train crop / val centre-crop side (224 for ImageNet). */
+  imageSize: number;
+  /** Val shorter-side resize before the centre crop (256 for ImageNet). */
+  valResize: number;
+  strictData: boolean;
+  rank?: number;
+  worldSize?: number;
+  /** When given, must equal the number of class folders. */
+  numClasses?: number;
+  log?: (line: string) => void;
+  /** Batches decoding ahead of the consumer (default 2). */
+  prefetch?: number;
+}
+
+export interface Datasets {
+  train: DataLoader;
+  val: DataLoader;
+  classes: string[];
+}
+
+/** The folder holding train/ and val/ for a --set value. */
+export function datasetRoot(data: string, set: string): string {
+  if (set === 'ImageNet') return path.join(data, 'imagenet');
+  if (set === 'ImageFolder') return data;
+  throw new UserError(`--set ${set} is not supported; accepted values: ${DATASET_SETS.join(', ')}`);
+}
+
+function checkInt(flag: string, v: number | undefined, min: number): void {
+  if (v === undefined || !Number.isInteger(v) || v < min) {
+    throw new UserError(`${flag} must be an integer >= ${min}, got ${v}`);
+  }
+}
+
+function sameClasses(train: ScannedSplit, val: ScannedSplit): void {
+  if (train.classes.length === val.classes.length && train.classes.every((c, i) => c === val.classes[i])) return;
+  const v = new Set(val.classes);
+  const t = new Set(train.classes);
+  const missing = train.classes.filter((c) => !v.has(c));
+  const extra = val.classes.filter((c) => !t.has(c));
+  const parts = [
+    missing.length ? `missing ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ` (+${missing.length - 3} more)` : ''}` : '',
+    extra.length ? `extra ${extra.slice(0, 3).join(', ')}${extra.length > 3 ? ` (+${extra.length - 3} more)` : ''}` : '',
+  ].filter(Boolean);
+  throw new UserError(
+    `${val.root}: class folders differ from ${train.root} (${parts.join('; ')}); labels come from sorted folder names, so both splits need the same folders`,
+  );
+}
+
+export async function createDatasets(o: DataOptions): Promise<Datasets> {
+  const root = datasetRoot(o.data, o.set);
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  checkInt('--batch-size', o.batchSize, 1);
+  checkInt('--workers', o.workers, 0);
+  checkInt('--image-size', o.imageSize, 1);
+  checkInt('--val-resize', o.valResize, 1);
+  if (o.valResize < o.imageSize) {
+    throw new UserError(`--val-resize (${o.valResize}) must be at least --image-size (${o.imageSize}): val images are resized, then centre-cropped`);
+  }
+  const worldSize = o.worldSize ?? 1;
+  const rank = o.rank ?? 0;
+  checkInt('world size', worldSize, 1);
+  if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize) throw new UserError(`rank ${rank} must be in [0, ${worldSize})`);
+  if (o.batchSize % worldSize !== 0) {
+    throw new UserError(`--batch-size ${o.batchSize} must be divisible by the number of processes (${worldSize})`);
+  }
+  if (o.seed !== undefined && !Number.isFinite(o.seed)) throw new UserError(`--seed must be a number, got ${o.seed}`);
+
+  const t0 = Date.now();
+  // Both scans run at once; a problem with train is reported first whichever finishes first.
+  const scans = await Promise.allSettled([
+    scanImageFolder(path.join(root, 'train'), `train split (--data ${o.data} --set ${o.set})`),
+    scanImageFolder(path.join(root, 'val'), `val split (--data ${o.data} --set ${o.set})`),
+  ]);
+  for (const r of scans) if (r.status === 'rejected') throw r.reason;
+  const [train, val] = scans.map((r) => (r as PromiseFulfilledResult<ScannedSplit>).value);
+  sameClasses(train, val);
+  if (o.numClasses !== undefined && o.numClasses !== train.classes.length) {
+    throw new UserError(
+      `the model has ${o.numClasses} output classes but ${train.root} has ${train.classes.length} class folders`,
+    );
+  }
+  for (const s of [train, val]) {
+    for (const c of s.emptyClasses) log(`warning: class folder ${path.join(s.root, c)} has no images (the class keeps its index)`);
+  }
+  log(
+    `=> data: ${train.files.length} train and ${val.files.length} val images in ${train.classes.length} classes from ${root} (scanned in ${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+  );
+
+  // An unseeded run still needs one seed shared by the permutation and the per-sample streams.
+  const seed = String(o.seed ?? randomInt(2 ** 31));
+  const pool = new DecodePool(o.workers);
+  const common = { batchSize: o.batchSize, seed, rank, worldSize, strictData: o.strictData, log, prefetch: o.prefetch };
+  const trainLoader = new ImageFolderLoader(train, pool, {
+    ...common,
+    spec: { train: true, size: o.imageSize, resize: o.valResize },
+    shuffle: true,
+  });
+  const valLoader = new ImageFolderLoader(val, pool, {
+    ...common,
+    spec: { train: false, size: o.imageSize, resize: o.valResize },
+    shuffle: false,
+  });
+  return { train: trainLoader, val: valLoader, classes: train.classes };
+}
