@@ -1,3 +1,5 @@
+// first: sizes libuv's thread pool (sharp decodes there) before anything uses it
+import '../data/threadpool.js';
 import { runCli } from './errors.js';
 import { trainCommand } from './train.js';
 

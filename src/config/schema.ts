@@ -122,6 +122,10 @@ export const OPTIONS = {
     defaultText: 'round(image_size * 256 / 224): 256 at 224', group: 'Data',
     help: 'validation: the shorter image side is resized to this before the center crop (must be ≥ --image-size)',
   }),
+  crop_scale: opt({
+    flag: 'crop-scale', kind: 'float', schema: num().gt(0, 'must be in (0, 1]').lte(1, 'must be in (0, 1]'), default: 0.08, group: 'Data',
+    help: "training RandomResizedCrop: smallest crop area as a fraction of the image (torchvision's scale=(crop_scale, 1)); the reference's 0.08 is meant for ImageNet-size images",
+  }),
   strict_data: opt({
     flag: 'strict-data', kind: 'bool', schema: bool(), default: false, group: 'Data',
     help: 'a corrupt or unreadable image is an error instead of a skipped file with a warning',

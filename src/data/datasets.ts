@@ -8,6 +8,7 @@ import { UserError } from '../util/errors.js';
 import { type DataLoader, ImageFolderLoader } from './loader.js';
 import { DecodePool } from './pool.js';
 import { type ScannedSplit, scanImageFolder } from './scan.js';
+import { DEFAULT_SCALE } from './transforms.js';
 
 export const DATASET_SETS = ['ImageNet', 'ImageFolder'] as const;
 export type DatasetSet = (typeof DATASET_SETS)[number];
@@ -27,6 +28,8 @@ export interface DataOptions {
   imageSize: number;
   /** Val shorter-side resize before the centre crop (256 for ImageNet). */
   valResize: number;
+  /** RandomResizedCrop's smallest area fraction (default 0.08, torchvision's scale[0]). */
+  cropScale?: number;
   strictData: boolean;
   rank?: number;
   worldSize?: number;
@@ -117,7 +120,7 @@ export async function createDatasets(o: DataOptions): Promise<Datasets> {
   const common = { batchSize: o.batchSize, seed, rank, worldSize, strictData: o.strictData, log, prefetch: o.prefetch };
   const trainLoader = new ImageFolderLoader(train, pool, {
     ...common,
-    spec: { train: true, size: o.imageSize, resize: o.valResize },
+    spec: { train: true, size: o.imageSize, resize: o.valResize, scale: [o.cropScale ?? DEFAULT_SCALE[0], 1] },
     shuffle: true,
   });
   const valLoader = new ImageFolderLoader(val, pool, {

@@ -88,6 +88,21 @@ export async function trainOneEpoch(loader: DataLoader, optimizer: Optimizer, ep
   let i = 0;
   for await (const batch of loader.epoch(epoch)) {
     dataTime.update((performance.now() - end) / 1000);
+    if (batch.size === 0) {
+      // A data-parallel rank whose shard of a short last batch is empty (or all its files were
+      // corrupt) still joins the all-reduce, contributing nothing, so every rank steps together.
+      tf.dispose([batch.images, batch.labels]);
+      if (ctx.reduceGradients) {
+        const zeros = Object.fromEntries(model.trainableVariables().map((v) => [v.name, tf.zerosLike(v)]));
+        const g = await ctx.reduceGradients(zeros, 0);
+        optimizer.step(g);
+        tf.dispose(g);
+        if (g !== zeros) tf.dispose(zeros);
+      }
+      progress.update(i++, images);
+      end = performance.now();
+      continue;
+    }
     const { loss, grads, correct1, correct5 } = computeGradients(model, ctx.criterion, batch);
     let g = grads;
     if (ctx.reduceGradients) g = await ctx.reduceGradients(grads, batch.size);
@@ -134,6 +149,11 @@ export async function validate(loader: DataLoader, ctx: LoopContext, epoch?: num
   let images = 0;
   let i = 0;
   for await (const batch of loader.epoch(epoch ?? 0)) {
+    if (batch.size === 0) {
+      tf.dispose([batch.images, batch.labels]);
+      progress.update(i++, images);
+      continue;
+    }
     const [l, c1, c5] = tf.tidy(() => {
       const logits = model.forward(batch.images) as tf.Tensor2D;
       return [ctx.criterion(logits, batch.labels), ...topkCorrect(logits, batch.labels)];

@@ -10,7 +10,8 @@ import { learningRate } from './schedules.js';
 import { makeCriterion } from './loss.js';
 import { trainOneEpoch, validate, type LoopContext, type EpochResult } from './loop.js';
 import type { DataLoader } from '../data/loader.js';
-import { broadcastParameters, reduceGradientsHook, type Collective } from '../distributed/index.js';
+import { broadcastParameters, reduceGradientsHook, sharedRandomSeed, type Collective } from '../distributed/index.js';
+import { installTestHooks } from '../distributed/test-hooks.js';
 import { saveCheckpoint, readCheckpoint, restoreCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { layerStats, totalSparsity, reportedLayers } from '../sparsity/stats.js';
 import { modelSummary, formatSummary } from '../sparsity/summary.js';
@@ -58,12 +59,15 @@ const needsData = (c: RunConfig) => !c.summary && !(c.dense_conv_model && c.pret
  * results. Rank 0 alone writes files and prints progress.
  */
 export async function runTraining(o: RunOptions): Promise<RunResult> {
-  const c = o.config;
   const coll = o.collective;
   const rank = coll?.rank ?? 0;
   const worldSize = coll?.worldSize ?? 1;
   const lead = rank === 0;
   const log = lead ? (o.log ?? ((l: string) => process.stdout.write(l + '\n'))) : () => {};
+  // Workers shard one permutation of the data: an unseeded run uses rank 0's random seed everywhere
+  // (recorded in settings.yaml, so the run can be repeated).
+  const c = worldSize > 1 && o.config.seed === undefined ? { ...o.config, seed: await sharedRandomSeed(coll!) } : o.config;
+  if (c !== o.config) log(`=> unseeded run: seed ${c.seed}, drawn by rank 0 for all ${worldSize} workers`);
 
   let data: Datasets | undefined;
   if (needsData(c)) {
@@ -75,6 +79,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       seed: c.seed,
       imageSize: c.image_size,
       valResize: c.val_resize ?? Math.round((c.image_size * 256) / 224),
+      cropScale: c.crop_scale,
       strictData: c.strict_data,
       rank,
       worldSize,
@@ -175,6 +180,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     }
 
     const ctx: LoopContext = { model, criterion, printFreq: c.print_freq, progress: lead ? c.progress : 'none', log, reduceGradients };
+    await installTestHooks(model, ctx, rank);
     if (c.evaluate) {
       if (!data) throw new UserError('--evaluate needs --data');
       const r = await validateAll(data.val, ctx, coll, model, startEpoch);
