@@ -1,3 +1,5 @@
+import { randomInt } from 'node:crypto';
+
 /**
  * The collective-communication interface shared by the data-parallel transports: 'local' (worker
  * processes on one machine joined in a ring over Unix sockets, src/distributed/local.ts), 'mpi'
@@ -74,4 +76,16 @@ export async function allGatherBytes(c: Collective, mine: Uint8Array): Promise<U
     out.push(b);
   }
   return out;
+}
+
+/**
+ * A random seed drawn by rank 0 and shared by every rank: an unseeded data-parallel run must still
+ * shuffle and augment the same way on all workers, or their shards of a global batch would not
+ * partition it.
+ */
+export async function sharedRandomSeed(c: Collective): Promise<number> {
+  const buf = new Uint8Array(4);
+  if (c.rank === 0) new DataView(buf.buffer).setUint32(0, randomInt(2 ** 31));
+  await c.broadcast(buf, 0);
+  return new DataView(buf.buffer).getUint32(0);
 }

@@ -98,6 +98,7 @@ export async function trainOneEpoch(loader: DataLoader, optimizer: Optimizer, ep
         optimizer.step(g);
         tf.dispose(g);
         if (g !== zeros) tf.dispose(zeros);
+        await ctx.afterStep?.(optimizer.steps);
       }
       progress.update(i++, images);
       end = performance.now();
