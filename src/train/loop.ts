@@ -29,6 +29,11 @@ export interface LoopContext {
   reduceGradients?: (grads: Grads, samples: number) => Promise<Grads>;
   /** Called after every optimizer step (GMP/DNW need nothing; a hook for tests and faults). */
   afterStep?: (step: number) => void | Promise<void>;
+  /**
+   * --stats-every N: every N iterations the current total sparsity (%) from this probe is shown
+   * in the progress output (a host read of every layer, so not every step).
+   */
+  sparsityProbe?: { every: number; total: () => number };
 }
 
 export interface EpochResult {
@@ -69,7 +74,9 @@ export async function trainOneEpoch(loader: DataLoader, optimizer: Optimizer, ep
   const losses = new AverageMeter('Loss', (v) => v.toFixed(3));
   const top1 = new AverageMeter('Acc@1', (v) => v.toFixed(2).padStart(6));
   const top5 = new AverageMeter('Acc@5', (v) => v.toFixed(2).padStart(6));
-  const progress = new Progress(loader.numBatches, `Epoch: [${epoch}]`, [batchTime, dataTime, losses, top1, top5], ctx.printFreq, ctx.progress, ctx.log);
+  const sparsity = new AverageMeter('Sparsity', (v) => v.toFixed(2));
+  const meters = [batchTime, dataTime, losses, top1, top5, ...(ctx.sparsityProbe ? [sparsity] : [])];
+  const progress = new Progress(loader.numBatches, `Epoch: [${epoch}]`, meters, ctx.printFreq, ctx.progress, ctx.log);
   // device-side metrics not yet read back: [loss, correct1, correct5, n]
   let pending: Array<[tf.Scalar, tf.Scalar, tf.Scalar, number]> = [];
   const flush = async () => {
@@ -114,6 +121,7 @@ export async function trainOneEpoch(loader: DataLoader, optimizer: Optimizer, ep
     images += batch.size;
     tf.dispose([batch.images, batch.labels]);
     await ctx.afterStep?.(optimizer.steps);
+    if (ctx.sparsityProbe && i % ctx.sparsityProbe.every === 0) sparsity.update(ctx.sparsityProbe.total());
     if (i % ctx.printFreq === 0 || i === loader.numBatches - 1) {
       await flush();
       batchTime.update((performance.now() - end) / 1000);

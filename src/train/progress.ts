@@ -26,7 +26,7 @@ export class Progress {
     if (useBar) {
       this.bar = new cliProgress.SingleBar(
         {
-          format: `${prefix} [{bar}] {value}/{total} | loss {loss} | top-1 {top1} | {ips} img/s | ETA {eta_formatted}`,
+          format: `${prefix} [{bar}] {value}/{total} | loss {loss} | top-1 {top1}{sparsity} | {ips} img/s | ETA {eta_formatted}`,
           barsize: 24,
           hideCursor: true,
           clearOnComplete: false,
@@ -51,6 +51,7 @@ export class Progress {
         loss: this.find('Loss')?.avg.toFixed(3) ?? '-',
         top1: this.find('Acc@1')?.avg.toFixed(2) ?? '-',
         ips: secs > 0 ? (images / secs).toFixed(1) : '-',
+        sparsity: this.find('Sparsity')?.count ? ` | sparsity ${this.find('Sparsity')!.val.toFixed(2)} %` : '',
       };
       if (i === 0) this.bar.start(this.total, 1, payload);
       else this.bar.update(i + 1, payload);

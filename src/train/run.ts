@@ -180,6 +180,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     }
 
     const ctx: LoopContext = { model, criterion, printFreq: c.print_freq, progress: lead ? c.progress : 'none', log, reduceGradients };
+    if (c.stats_every && c.conv_type !== 'DenseConv') ctx.sparsityProbe = { every: c.stats_every, total: () => totalSparsity(layerStats(model)).sparsity };
     await installTestHooks(model, ctx, rank);
     if (c.evaluate) {
       if (!data) throw new UserError('--evaluate needs --data');

@@ -100,8 +100,9 @@ describe('shipped configs', () => {
       assert.equal(c.arch, 'ResNet18');
       assert.equal(c.stem, 'small');
       assert.equal(c.width_mult, 0.25);
-      assert.equal(c.image_size, 32);
-      assert.equal(c.val_resize, 32);
+      assert.equal(c.image_size, 28);
+      assert.equal(c.val_resize, 28);
+      assert.equal(c.crop_scale, 0.25);
       assert.equal(c.num_classes, 10);
       assert.ok(c.epochs >= 1 && c.epochs <= 5, 'the quickstart must stay short');
     }
