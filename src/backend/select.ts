@@ -60,11 +60,13 @@ async function tryTensorflow(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfj
 }
 
 // Threads pay off for large convolutions on an idle machine (1.8-2.2x per conv with 2 threads
-// here), but a training step is also many small element-wise ops, each a pool synchronisation,
-// and shares the cores with the data loader: measured on this 2-core machine (busy, load 3-6),
-// whole ResNet18 training steps ran 1.05-1.4x FASTER with 1 thread than with 2 (32 px b32:
-// ~100 vs ~72 img/s; 224 px b16: 2.7 vs 2.5 img/s). So by default only machines with cores to
-// spare get a pool.
+// here), but a training step shares the cores with the data loader (and, here, other jobs):
+// measured on this 2-core machine (busy, load 3-6), whole ResNet18 training steps ran 1.05-1.4x
+// FASTER with 1 thread than with 2 (32 px b32: ~100 vs ~72 img/s; 224 px b16: 2.7 vs 2.5 img/s).
+// Re-measured after the element-wise work was fused into few native kernels (and fresh-filter
+// convolutions moved to the single-threaded native GEMM): still 1 thread ahead, quickstart
+// ResNet18 (w0.25, 32 px, b64) 359-367 vs 412-518 ms/step, ResNet18 32 px b32 230-238 vs
+// 244-329 ms/step. So by default only machines with cores to spare get a pool.
 function defaultThreads(opts?: BackendOptions): number {
   const fromEnv = Number(process.env.STR_TRAIN_WASM_THREADS);
   const requested = opts?.threads ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : undefined);

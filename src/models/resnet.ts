@@ -27,10 +27,9 @@ class BasicBlock extends Module {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
-    let y = tf.relu(this.bn1.forward(this.conv1.forward(x)));
-    y = this.bn2.forward(this.conv2.forward(y));
+    const y = this.bn1.forwardRelu(this.conv1.forward(x));
     const residual = this.downsample ? this.downsample.forward(x) : x;
-    return tf.relu(tf.add(y, residual));
+    return this.bn2.forwardRelu(this.conv2.forward(y), residual);
   }
 
   inferShape(s: Shape): Shape {
@@ -62,11 +61,10 @@ class Bottleneck extends Module {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
-    let y = tf.relu(this.bn1.forward(this.conv1.forward(x)));
-    y = tf.relu(this.bn2.forward(this.conv2.forward(y)));
-    y = this.bn3.forward(this.conv3.forward(y));
+    let y = this.bn1.forwardRelu(this.conv1.forward(x));
+    y = this.bn2.forwardRelu(this.conv2.forward(y));
     const residual = this.downsample ? this.downsample.forward(x) : x;
-    return tf.relu(tf.add(y, residual));
+    return this.bn3.forwardRelu(this.conv3.forward(y), residual);
   }
 
   inferShape(s: Shape): Shape {
@@ -121,7 +119,7 @@ export class ResNet extends Model {
   }
 
   forward(x: tf.Tensor): tf.Tensor2D {
-    let y = tf.relu(this.bn1.forward(this.conv1.forward(x)));
+    let y = this.bn1.forwardRelu(this.conv1.forward(x));
     if (this.maxpool) y = this.maxpool.forward(y);
     for (const l of this.layers) y = l.forward(y);
     y = this.fc.forward(this.avgpool.forward(y));

@@ -1,5 +1,6 @@
 import * as tf from '../tf.js';
 import { Counter, Module } from './module.js';
+import { batchNormTrain } from './batchnorm-train.js';
 
 export type BatchNormTypeName = 'LearnedBatchNorm' | 'NonAffineBatchNorm';
 
@@ -31,32 +32,32 @@ export abstract class BatchNormBase extends Module {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
-    if (!this.training) {
-      return tf.batchNorm(x as tf.Tensor4D, this.runningMean, this.runningVar, this.bias, this.weight, this.eps);
-    }
-    const n = x.size / this.numFeatures;
-    const { mean, variance } = tf.moments(x, [0, 1, 2]);
-    const y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));
-    this.updateRunningStats(mean, variance, n);
-    if (!this.weight || !this.bias) return y;
-    return tf.add(tf.mul(y, this.weight), this.bias);
+    return this.run(x, false);
   }
 
-  private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, n: number): void {
-    const m = this.momentum;
-    // Running statistics never feed the loss, so no gradient flows through this update.
-    const [rm, rv] = tf.tidy(() => {
-      const mu = mean;
-      const unbiased = tf.mul(variance, n > 1 ? n / (n - 1) : 1);
-      return [
-        tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mu, m)),
-        tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(unbiased, m)),
-      ];
+  /**
+   * relu(bn(x) [+ residual]) as one op in training mode (one fused kernel forward and backward
+   * where the backend has them); the same values as tf.relu(tf.add(bn.forward(x), residual)).
+   */
+  forwardRelu(x: tf.Tensor, residual?: tf.Tensor): tf.Tensor {
+    return this.run(x, true, residual);
+  }
+
+  private run(x: tf.Tensor, relu: boolean, residual?: tf.Tensor): tf.Tensor {
+    if (!this.training) {
+      return tf.tidy(() => {
+        let y: tf.Tensor = tf.batchNorm(x as tf.Tensor4D, this.runningMean, this.runningVar, this.bias, this.weight, this.eps);
+        if (residual) y = tf.add(y, residual);
+        return relu ? tf.relu(y) : y;
+      });
+    }
+    // normalise with the biased batch variance; running statistics (no gradient) with the unbiased one
+    const y = batchNormTrain(x, {
+      scale: this.weight, offset: this.bias, residual, relu, eps: this.eps, momentum: this.momentum,
+      runningMean: this.runningMean, runningVar: this.runningVar,
     });
-    this.runningMean.assign(rm);
-    this.runningVar.assign(rv);
-    tf.dispose([rm, rv]);
     this.numBatchesTracked.value++;
+    return y;
   }
 
   inferShape(s: [number, number, number]): [number, number, number] {

@@ -7,6 +7,8 @@ export function convOutSize(inSize: number, kernel: number, stride: number, pad:
 }
 
 export class ReLU extends Module {
+  /** Lets Sequential fuse a preceding BatchNorm with it. */
+  readonly isReLU = true;
   forward(x: tf.Tensor): tf.Tensor {
     return tf.relu(x);
   }

@@ -159,7 +159,16 @@ export class Sequential extends Module {
 
   forward(x: tf.Tensor): tf.Tensor {
     let y = x;
-    for (const l of this.layers) y = l.forward(y);
+    for (let i = 0; i < this.layers.length; i++) {
+      const l = this.layers[i] as Module & { forwardRelu?: (x: tf.Tensor) => tf.Tensor };
+      // a BatchNorm directly followed by a ReLU runs as one fused op (BatchNormBase.forwardRelu)
+      if (l.forwardRelu && (this.layers[i + 1] as { isReLU?: boolean } | undefined)?.isReLU) {
+        y = l.forwardRelu(y);
+        i++;
+      } else {
+        y = l.forward(y);
+      }
+    }
     return y;
   }
 

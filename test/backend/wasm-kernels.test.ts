@@ -93,6 +93,13 @@ const denseCases: Array<[number, number, number, number, number, number, number,
   [2, 1, 1, 8, 6, 3, 1, 1],
   [2, 9, 8, 3, 5, 3, 2, [[0, 0], [1, 2], [0, 1], [0, 0]]],
   [2, 8, 8, 4, 5, 5, 2, [[0, 0], [2, 2], [2, 2], [0, 0]]],
+  // feature maps smaller than the filter: taps that only meet padding are cropped (tap-crop.ts)
+  [2, 2, 3, 4, 6, 5, 1, 2],
+  [3, 1, 2, 5, 4, 3, 2, 1],
+  [2, 3, 3, 4, 4, 7, 2, 3],
+  [2, 1, 1, 6, 5, 3, 1, [[0, 0], [2, 0], [0, 2], [0, 0]]],
+  // GEMM: K in several blocks (many output channels), leftover rows (P % 4) and columns (CO % 8)
+  [2, 3, 3, 64, 522, 3, 1, 1],
 ];
 
 describe('Conv2D (native GEMM path for fresh filters, XNNPACK otherwise) matches cpu', () => {
@@ -108,10 +115,17 @@ describe('Conv2D (native GEMM path for fresh filters, XNNPACK otherwise) matches
         const [c, d] = await runBoth(tf.Conv2D, { x, filter: w }, attrs);
         assert.ok(relErr(c, d) < TOL, `xnnpack rel err ${relErr(c, d)}`);
       } finally {
-        setConv2DNativeMaxPositions(1024);
+        setConv2DNativeMaxPositions(undefined);
       }
     });
   }
+
+  test('im2col in chunks of whole images (large inputs)', async () => {
+    const x = host([3, 64, 64, 64]), w = host([3, 3, 64, 8]);
+    const [a, b] = await runBoth(tf.Conv2D, { x, filter: w },
+      { strides: [1, 1], pad: 1, dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined });
+    assert.ok(relErr(a, b) < TOL);
+  });
 
   test('dilated', async () => {
     const x = host([2, 9, 10, 3]), w = host([3, 3, 3, 5]);
@@ -287,4 +301,33 @@ test('Cast to the same dtype shares the data; other casts still convert', async 
   const asBool = tf.cast(tf.tensor1d([0, 2], 'int32'), 'bool');
   assert.deepEqual(Array.from(asBool.dataSync()), [0, 1]);
   tf.dispose([x, asInt, asBool]);
+});
+
+test('MaxPoolGrad matches cpu: PyTorch stem pool, same/valid, ties go to the first maximum', async () => {
+  // [N, H, W, C, K, S, pad]
+  const cases: Array<[number, number, number, number, number, number, Pad]> = [
+    [2, 9, 9, 8, 3, 2, 1], [2, 8, 8, 5, 3, 2, 1], [1, 7, 6, 6, 2, 2, 'valid'], [2, 7, 7, 4, 3, 1, 'same'], [3, 1, 1, 3, 3, 2, 1],
+  ];
+  for (const [N, H, W, C, K, S, pad] of cases) {
+    const [OH, OW] = outHW(H, W, K, S, pad);
+    // values on a coarse grid, so windows hold ties
+    const x: Host = { data: Float32Array.from(randn(N * H * W * C), (v) => Math.round(v * 2) / 2), shape: [N, H, W, C] };
+    const dy = host([N, OH, OW, C]), out = host([N, OH, OW, C]);
+    const [a, b, shape] = await runBoth(tf.MaxPoolGrad, { dy, input: x, output: out },
+      { filterSize: K, strides: S, pad, dimRoundingMode: undefined });
+    assert.deepEqual(shape, [N, H, W, C]);
+    assert.ok(relErr(a, b) < 1e-6, `${JSON.stringify([N, H, W, C, K, S, pad])}: ${relErr(a, b)}`);
+  }
+});
+
+test('Identity shares the data (tf.clone, tensors saved for backprop)', async () => {
+  await tf.setBackend('wasm');
+  const backend = tf.backend() as unknown as { numDataIds(): number };
+  const x = tf.tensor1d([1, 2, 3]);
+  const ids = backend.numDataIds();
+  const y = tf.clone(x);
+  assert.equal(backend.numDataIds(), ids);
+  x.dispose();
+  assert.deepEqual(Array.from(y.dataSync()), [1, 2, 3]);
+  y.dispose();
 });

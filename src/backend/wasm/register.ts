@@ -8,6 +8,8 @@ import { conv2DBackpropInputConfig, setOriginalConv2DBackpropInput } from './ker
 import { depthwiseConv2dNativeBackpropFilterConfig } from './kernels/DepthwiseConv2dNativeBackpropFilter.js';
 import { depthwiseConv2dNativeBackpropInputConfig } from './kernels/DepthwiseConv2dNativeBackpropInput.js';
 import { unsortedSegmentSumConfig } from './kernels/UnsortedSegmentSum.js';
+import { fusedKernelConfigs, identityConfig } from './kernels/fused.js';
+import { maxPoolGradConfig, setOriginalMaxPoolGrad } from './kernels/MaxPoolGrad.js';
 
 /** Every kernel this project registers for the wasm backend (replacing stock ones where they exist). */
 export const wasmTrainingKernels: readonly KernelConfig[] = [
@@ -18,6 +20,9 @@ export const wasmTrainingKernels: readonly KernelConfig[] = [
   depthwiseConv2dNativeBackpropFilterConfig,
   depthwiseConv2dNativeBackpropInputConfig,
   unsortedSegmentSumConfig,
+  identityConfig,
+  maxPoolGradConfig,
+  ...fusedKernelConfigs,
 ];
 
 /**
@@ -33,6 +38,7 @@ export function registerWasmTrainingKernels(): void {
       if (config === conv2DBackpropInputConfig) setOriginalConv2DBackpropInput(existing);
       if (config === conv2DConfig) setOriginalConv2D(existing);
       if (config === castConfig) setOriginalCast(existing);
+      if (config === maxPoolGradConfig) setOriginalMaxPoolGrad(existing);
       tf.unregisterKernel(config.kernelName, 'wasm');
     }
     tf.registerKernel(config);

@@ -1,4 +1,5 @@
 import * as tf from '../../tf.js';
+import { hasKernel, SoftThreshold, SoftThresholdGrad, type SoftThresholdAttrs } from '../../backend/fused-kernels.js';
 import { ConvBase, type ConvOptions, type ConvTypeName } from './base.js';
 
 /**
@@ -38,7 +39,7 @@ export class STRConv extends ConvBase {
   }
 
   effectiveWeight(): tf.Tensor {
-    return tf.tidy(() => tf.mul(tf.sign(this.weight), tf.relu(tf.sub(tf.abs(this.weight), this.tau()))));
+    return softThresholdWeight(this.weight, this.sparseThreshold);
   }
 
   thresholdValue(): number {
@@ -60,3 +61,25 @@ export const strSigmoid: (s: tf.Tensor) => tf.Tensor = tf.customGrad((...inputs:
   save([y]);
   return { value: y, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, tf.mul(saved[0], tf.sub(1, saved[0]))) };
 });
+
+/**
+ * Ŵ = sign(w)·relu(|w| − strSigmoid(s)). Where the backend has the fused kernels (wasm) this is
+ * one kernel forward and one backward with the same gradients (∂L/∂w = G·1[|w| > τ],
+ * ∂L/∂s = −σ(1−σ)·Σ G·sign(w)·1[|w| > τ], exactly 0 where σ is), instead of ~9 + ~12 ops.
+ */
+export function softThresholdWeight(w: tf.Tensor, s: tf.Tensor): tf.Tensor {
+  if (!hasKernel(SoftThreshold)) {
+    return tf.tidy(() => tf.mul(tf.sign(w), tf.relu(tf.sub(tf.abs(w), strSigmoid(s)))));
+  }
+  const attrs: SoftThresholdAttrs = { zeroAtOrBelow: SIGMOID_ZERO_AT_OR_BELOW };
+  const f = tf.customGrad((...inputs: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [ww, ss] = inputs as [tf.Tensor, tf.Tensor];
+    (inputs[2] as tf.GradSaveFunc)([ww, ss]);
+    return {
+      value: tf.engine().runKernel(SoftThreshold, { w: ww, s: ss }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.engine().runKernel(SoftThresholdGrad, { dy, w: saved[0], s: saved[1] }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[],
+    };
+  });
+  return f(w, s);
+}

@@ -16,6 +16,7 @@ import type { Conv2DBackpropFilterAttrs, KernelConfig, KernelFunc, NamedAttrMap,
 import { runOnCpu } from '../cpu-fallback.js';
 import { withScratch } from '../native/native.js';
 import { view, withScope, type BackendWasm, type Scope } from '../ops.js';
+import { cropTaps, widenTaps } from '../tap-crop.js';
 
 /** Bytes of colT + dy per GEMM chunk; tunable for benchmarks. */
 let chunkBytes = 16 << 20;
@@ -33,6 +34,18 @@ export function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: Tensor
   const P = info.batchSize * info.outHeight * info.outWidth;
   const weights = info.filterHeight * info.filterWidth * info.inChannels * info.outChannels;
   const native = path === 'native' || (path === 'auto' && (P >= 4096 || weights < 262144));
+  const crop = cropTaps({ KH: info.filterHeight, KW: info.filterWidth, DH: 1, DW: 1, SH: info.strideHeight,
+    SW: info.strideWidth, OH: info.outHeight, OW: info.outWidth, H: info.inHeight, W: info.inWidth,
+    top: info.padInfo.top, left: info.padInfo.left });
+  if (crop) {
+    // taps that never meet the input get exactly 0; the rest is the gradient of the cropped conv
+    const c = { ...info, filterHeight: crop.LH, filterWidth: crop.LW,
+      padInfo: { ...info.padInfo, top: info.padInfo.top - crop.kh0, left: info.padInfo.left - crop.kw0 } };
+    const cropWeights = crop.LH * crop.LW * info.inChannels * info.outChannels;
+    const nat = path === 'native' || (path === 'auto' && (P >= 4096 || cropWeights < 262144));
+    return withScope(backend, (s) => widenTaps(s, nat ? viaNative(s, x, dy, c) : viaIm2col(s, x, dy, c),
+      info.filterHeight, info.filterWidth, crop));
+  }
   return withScope(backend, (s) => native ? viaNative(s, x, dy, info) : viaIm2col(s, x, dy, info));
 }
 

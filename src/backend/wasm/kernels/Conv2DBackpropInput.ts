@@ -5,6 +5,7 @@ import type { Conv2DBackpropInputAttrs, KernelConfig, KernelFunc, NamedAttrMap, 
 import { runOnCpu } from '../cpu-fallback.js';
 import { withScope, type BackendWasm } from '../ops.js';
 import { transposedConv } from '../transposed-conv.js';
+import { cropTaps, sliceTaps } from '../tap-crop.js';
 
 type Args = { inputs: { dy: TensorInfo; filter: TensorInfo }; backend: BackendWasm; attrs: Conv2DBackpropInputAttrs };
 
@@ -27,9 +28,11 @@ export function conv2DBackpropInput(args: Args): TensorInfo {
     strides, 1, pad, dimRoundingMode, false, 'channelsLast');
   if (info.strideHeight !== info.strideWidth) return fallback(args);
   const { inHeight: H, inWidth: W, outHeight: OH, outWidth: OW, filterHeight: KH, filterWidth: KW, padInfo } = info;
-  return withScope(backend, (s) => transposedConv(s, 'dense', dy, filter, {
-    H, W, OH, OW, KH, KW, S: info.strideHeight, DH: 1, DW: 1, top: padInfo.top, left: padInfo.left,
-    outChannels: info.inChannels,
+  const S = info.strideHeight;
+  const crop = cropTaps({ KH, KW, DH: 1, DW: 1, SH: S, SW: S, OH, OW, H, W, top: padInfo.top, left: padInfo.left });
+  return withScope(backend, (s) => transposedConv(s, 'dense', dy, crop ? sliceTaps(s, filter, crop) : filter, {
+    H, W, OH, OW, KH: crop?.LH ?? KH, KW: crop?.LW ?? KW, S, DH: 1, DW: 1,
+    top: padInfo.top - (crop?.kh0 ?? 0), left: padInfo.left - (crop?.kw0 ?? 0), outChannels: info.inChannels,
   }));
 }
 

@@ -349,57 +349,84 @@ __attribute__((export_name("im2col"))) void im2col(
   }
 }
 
-// C[P][N] = A[P][K] . B[K][N], all row-major, B used as is (no packing). Meant for small P, where
-// XNNPACK would spend longer packing a fresh B than multiplying. Blocks of 4 rows x 8 columns
-// keep 8 accumulators in registers; the 8-wide strip of B stays in cache across row blocks.
-__attribute__((export_name("gemm"))) void gemm(const float *A, const float *B, float *C, int P, int K, int N) {
-  int n = 0;
-  for (; n + 8 <= N; n += 8) {
+// C[P][N] = A[P][K] . B[K][N], all row-major. Meant for fresh weights B (training), where
+// XNNPACK would first transpose and pack all of B. K is cut into blocks of KC rows; each block of
+// B is copied once into 8-column strips (bpack, KC*N floats: contiguous, so streaming a strip
+// neither misses the TLB per row nor wastes cache lines), and every 4-row block of A (4*KC floats,
+// L1-resident) runs over all strips with 4 x 8 register tiles, adding into C after the first block.
+// (Strips outermost with row blocks inside ran up to 2x slower here.)
+__attribute__((export_name("gemm"))) void gemm(const float *A, const float *B, float *C, int P, int K, int N,
+    float *bpack, int KC) {
+  const int N8 = N & ~7;
+  for (int k0 = 0; k0 < K; k0 += KC) {
+    const int kc = K - k0 < KC ? K - k0 : KC;
+    const int first = k0 == 0;
+    for (int n = 0; n < N8; n += 8) {
+      float *dst = bpack + (u32)n * (u32)kc;
+      const float *src = B + (u32)k0 * (u32)N + n;
+      for (int k = 0; k < kc; k++, dst += 8, src += N) {
+        wasm_v128_store(dst, wasm_v128_load(src));
+        wasm_v128_store(dst + 4, wasm_v128_load(src + 4));
+      }
+    }
     int p = 0;
     for (; p + 4 <= P; p += 4) {
-      const float *a0 = A + (u32)p * (u32)K, *a1 = a0 + K, *a2 = a1 + K, *a3 = a2 + K;
-      v128_t c00 = wasm_f32x4_splat(0.0f), c01 = c00, c10 = c00, c11 = c00;
-      v128_t c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-      const float *b = B + n;
-      for (int k = 0; k < K; k++, b += N) {
-        const v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
-        v128_t a = wasm_f32x4_splat(a0[k]);
-        c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a, b0));
-        c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a, b1));
-        a = wasm_f32x4_splat(a1[k]);
-        c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a, b0));
-        c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a, b1));
-        a = wasm_f32x4_splat(a2[k]);
-        c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a, b0));
-        c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a, b1));
-        a = wasm_f32x4_splat(a3[k]);
-        c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a, b0));
-        c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a, b1));
+      const float *a0 = A + (u32)p * (u32)K + k0, *a1 = a0 + K, *a2 = a1 + K, *a3 = a2 + K;
+      for (int n = 0; n < N8; n += 8) {
+        float *c = C + (u32)p * (u32)N + n;
+        v128_t c00, c01, c10, c11, c20, c21, c30, c31;
+        if (first) {
+          c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = wasm_f32x4_splat(0.0f);
+        } else {
+          c00 = wasm_v128_load(c); c01 = wasm_v128_load(c + 4);
+          c10 = wasm_v128_load(c + N); c11 = wasm_v128_load(c + N + 4);
+          c20 = wasm_v128_load(c + 2 * N); c21 = wasm_v128_load(c + 2 * N + 4);
+          c30 = wasm_v128_load(c + 3 * N); c31 = wasm_v128_load(c + 3 * N + 4);
+        }
+        const float *b = bpack + (u32)n * (u32)kc;
+        for (int k = 0; k < kc; k++, b += 8) {
+          const v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
+          v128_t a = wasm_f32x4_splat(a0[k]);
+          c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a, b0));
+          c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a, b1));
+          a = wasm_f32x4_splat(a1[k]);
+          c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a, b0));
+          c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a, b1));
+          a = wasm_f32x4_splat(a2[k]);
+          c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a, b0));
+          c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a, b1));
+          a = wasm_f32x4_splat(a3[k]);
+          c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a, b0));
+          c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a, b1));
+        }
+        wasm_v128_store(c, c00);
+        wasm_v128_store(c + 4, c01);
+        wasm_v128_store(c + N, c10);
+        wasm_v128_store(c + N + 4, c11);
+        wasm_v128_store(c + 2 * N, c20);
+        wasm_v128_store(c + 2 * N + 4, c21);
+        wasm_v128_store(c + 3 * N, c30);
+        wasm_v128_store(c + 3 * N + 4, c31);
       }
-      float *c = C + (u32)p * (u32)N + n;
-      wasm_v128_store(c, c00);
-      wasm_v128_store(c + 4, c01);
-      wasm_v128_store(c + N, c10);
-      wasm_v128_store(c + N + 4, c11);
-      wasm_v128_store(c + 2 * N, c20);
-      wasm_v128_store(c + 2 * N + 4, c21);
-      wasm_v128_store(c + 3 * N, c30);
-      wasm_v128_store(c + 3 * N + 4, c31);
     }
     for (; p < P; p++) {
-      const float *a0 = A + (u32)p * (u32)K;
-      v128_t c0 = wasm_f32x4_splat(0.0f), c1 = c0;
-      const float *b = B + n;
-      for (int k = 0; k < K; k++, b += N) {
-        const v128_t a = wasm_f32x4_splat(a0[k]);
-        c0 = wasm_f32x4_add(c0, wasm_f32x4_mul(a, wasm_v128_load(b)));
-        c1 = wasm_f32x4_add(c1, wasm_f32x4_mul(a, wasm_v128_load(b + 4)));
+      const float *a0 = A + (u32)p * (u32)K + k0;
+      for (int n = 0; n < N8; n += 8) {
+        float *c = C + (u32)p * (u32)N + n;
+        v128_t c0 = first ? wasm_f32x4_splat(0.0f) : wasm_v128_load(c);
+        v128_t c1 = first ? wasm_f32x4_splat(0.0f) : wasm_v128_load(c + 4);
+        const float *b = bpack + (u32)n * (u32)kc;
+        for (int k = 0; k < kc; k++, b += 8) {
+          const v128_t a = wasm_f32x4_splat(a0[k]);
+          c0 = wasm_f32x4_add(c0, wasm_f32x4_mul(a, wasm_v128_load(b)));
+          c1 = wasm_f32x4_add(c1, wasm_f32x4_mul(a, wasm_v128_load(b + 4)));
+        }
+        wasm_v128_store(c, c0);
+        wasm_v128_store(c + 4, c1);
       }
-      wasm_v128_store(C + (u32)p * (u32)N + n, c0);
-      wasm_v128_store(C + (u32)p * (u32)N + n + 4, c1);
     }
   }
-  for (; n < N; n++) {  // leftover columns (N % 8)
+  for (int n = N8; n < N; n++) {  // leftover columns (N % 8)
     for (int p = 0; p < P; p++) {
       const float *a0 = A + (u32)p * (u32)K;
       float s = 0.0f;
@@ -498,4 +525,334 @@ __attribute__((export_name("conv_filter_grad"))) void conv_filter_grad(
     atb_block(A, M, dy + (u32)p0 * (u32)CO, acc, pb, M, CO);
   }
   for (u32 i = 0; i < MN; i++) out[i] = (float)acc[i];
+}
+
+// ---- fused training ops: BatchNorm (+ residual add + ReLU), STR soft threshold, SGD update ----
+// Layout for BatchNorm: x is [R][C] (NHWC flattened, R = N*H*W), per-channel statistics.
+
+// Training-mode BatchNorm forward (PyTorch semantics):
+//   mean = Σx/R, var = Σx²/R − mean² (biased; sums in float64), invstd = 1/sqrt(var + eps)
+//   y = (x − mean)·(γ·invstd) + β  [+ res]  [then max(0, ·)]
+//   running_mean' = running_mean·(1−m) + mean·m, running_var' = running_var·(1−m) + (var·R/(R−1))·m
+// (float32 arithmetic in the running updates, in tfjs' op order). gamma/beta/res/rm may be 0.
+// acc: scratch of 2*C doubles followed by 2*C floats.
+__attribute__((export_name("bn_fwd"))) void bn_fwd(
+    const float *x, const float *res, const float *gamma, const float *beta, float *y, float *mean,
+    float *invstd, const float *rm, const float *rv, float *rm_out, float *rv_out, double *acc, int R,
+    int C, float eps, float keep, float m, float unbias, int relu) {
+  double *s1 = acc, *s2 = acc + C;
+  for (int c = 0; c < C; c++) s1[c] = s2[c] = 0.0;
+  const int C4 = C & ~3;
+  for (int r = 0; r < R; r++) {
+    const float *xr = x + (u32)r * (u32)C;
+    int c = 0;
+    for (; c < C4; c += 4) {
+      const v128_t v = wasm_v128_load(xr + c);
+      const v128_t lo = wasm_f64x2_promote_low_f32x4(v);
+      const v128_t hi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+      wasm_v128_store(s1 + c, wasm_f64x2_add(wasm_v128_load(s1 + c), lo));
+      wasm_v128_store(s1 + c + 2, wasm_f64x2_add(wasm_v128_load(s1 + c + 2), hi));
+      wasm_v128_store(s2 + c, wasm_f64x2_add(wasm_v128_load(s2 + c), wasm_f64x2_mul(lo, lo)));
+      wasm_v128_store(s2 + c + 2, wasm_f64x2_add(wasm_v128_load(s2 + c + 2), wasm_f64x2_mul(hi, hi)));
+    }
+    for (; c < C; c++) {
+      const double v = (double)xr[c];
+      s1[c] += v;
+      s2[c] += v * v;
+    }
+  }
+  float *scale = (float *)(acc + 2 * C), *shift = scale + C;
+  for (int c = 0; c < C; c++) {
+    const double mu = s1[c] / (double)R;
+    double var = s2[c] / (double)R - mu * mu;
+    if (var < 0.0) var = 0.0;
+    const float muf = (float)mu, varf = (float)var;
+    const float is = (float)(1.0 / __builtin_sqrt((double)(varf + eps)));
+    mean[c] = muf;
+    invstd[c] = is;
+    scale[c] = gamma ? gamma[c] * is : is;
+    if (rm_out) {
+      rm_out[c] = rm[c] * keep + muf * m;
+      rv_out[c] = rv[c] * keep + (varf * unbias) * m;
+    }
+  }
+  for (int c = 0; c < C; c++) shift[c] = beta ? beta[c] : 0.0f;
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int r = 0; r < R; r++) {
+    const u32 o = (u32)r * (u32)C;
+    int c = 0;
+    for (; c < C4; c += 4) {
+      v128_t v = wasm_f32x4_sub(wasm_v128_load(x + o + c), wasm_v128_load(mean + c));
+      v = wasm_f32x4_add(wasm_f32x4_mul(v, wasm_v128_load(scale + c)), wasm_v128_load(shift + c));
+      if (res) v = wasm_f32x4_add(v, wasm_v128_load(res + o + c));
+      if (relu) v = wasm_f32x4_max(v, zero);
+      wasm_v128_store(y + o + c, v);
+    }
+    for (; c < C; c++) {
+      float v = (x[o + c] - mean[c]) * scale[c] + shift[c];
+      if (res) v += res[o + c];
+      if (relu) v = v > 0.0f ? v : 0.0f;
+      y[o + c] = v;
+    }
+  }
+}
+
+// Training-mode BatchNorm backward. g = dy, or dy·[y > 0] when relu (y = the forward's output);
+// when dres is given, g is also written there (the residual's gradient). Then, per channel,
+//   dβ = Σg, dγ = invstd·Σg·(x − mean)                  (sums in float64)
+//   dx = γ·invstd·(g − Σg/R − (x − mean)·invstd²·Σg·(x − mean)/R)
+// acc: scratch of 2*C doubles followed by 3*C floats.
+__attribute__((export_name("bn_bwd"))) void bn_bwd(
+    const float *dy, const float *x, const float *y, const float *mean, const float *invstd,
+    const float *gamma, float *dx, float *dres, float *dgamma, float *dbeta, double *acc, int R, int C) {
+  double *s1 = acc, *s2 = acc + C;
+  for (int c = 0; c < C; c++) s1[c] = s2[c] = 0.0;
+  const int C4 = C & ~3;
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int r = 0; r < R; r++) {
+    const u32 o = (u32)r * (u32)C;
+    int c = 0;
+    for (; c < C4; c += 4) {
+      v128_t g = wasm_v128_load(dy + o + c);
+      if (y) g = wasm_v128_and(g, wasm_f32x4_gt(wasm_v128_load(y + o + c), zero));
+      if (dres) wasm_v128_store(dres + o + c, g);
+      const v128_t t = wasm_f32x4_sub(wasm_v128_load(x + o + c), wasm_v128_load(mean + c));
+      const v128_t glo = wasm_f64x2_promote_low_f32x4(g);
+      const v128_t ghi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(g, g, 2, 3, 0, 1));
+      const v128_t tlo = wasm_f64x2_promote_low_f32x4(t);
+      const v128_t thi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(t, t, 2, 3, 0, 1));
+      wasm_v128_store(s1 + c, wasm_f64x2_add(wasm_v128_load(s1 + c), glo));
+      wasm_v128_store(s1 + c + 2, wasm_f64x2_add(wasm_v128_load(s1 + c + 2), ghi));
+      wasm_v128_store(s2 + c, wasm_f64x2_add(wasm_v128_load(s2 + c), wasm_f64x2_mul(glo, tlo)));
+      wasm_v128_store(s2 + c + 2, wasm_f64x2_add(wasm_v128_load(s2 + c + 2), wasm_f64x2_mul(ghi, thi)));
+    }
+    for (; c < C; c++) {
+      float g = dy[o + c];
+      if (y && !(y[o + c] > 0.0f)) g = 0.0f;
+      if (dres) dres[o + c] = g;
+      const float t = x[o + c] - mean[c];
+      s1[c] += (double)g;
+      s2[c] += (double)g * (double)t;
+    }
+  }
+  // per channel: a = γ·invstd, mg = Σg/R, k = invstd²·Σg(x−mean)/R (floats, in the scratch)
+  float *fa = (float *)(acc + 2 * C), *fmg = fa + C, *fk = fa + 2 * C;
+  for (int c = 0; c < C; c++) {
+    const double sg = s1[c], sgt = s2[c], is = (double)invstd[c];
+    dbeta[c] = (float)sg;
+    dgamma[c] = (float)(is * sgt);
+    fa[c] = (gamma ? gamma[c] : 1.0f) * invstd[c];
+    fmg[c] = (float)(sg / (double)R);
+    fk[c] = (float)(is * is * sgt / (double)R);
+  }
+  for (int r = 0; r < R; r++) {
+    const u32 o = (u32)r * (u32)C;
+    int c = 0;
+    for (; c < C4; c += 4) {
+      v128_t g;
+      if (dres) g = wasm_v128_load(dres + o + c);
+      else {
+        g = wasm_v128_load(dy + o + c);
+        if (y) g = wasm_v128_and(g, wasm_f32x4_gt(wasm_v128_load(y + o + c), zero));
+      }
+      const v128_t t = wasm_f32x4_sub(wasm_v128_load(x + o + c), wasm_v128_load(mean + c));
+      v128_t u = wasm_f32x4_sub(wasm_f32x4_sub(g, wasm_v128_load(fmg + c)), wasm_f32x4_mul(t, wasm_v128_load(fk + c)));
+      wasm_v128_store(dx + o + c, wasm_f32x4_mul(u, wasm_v128_load(fa + c)));
+    }
+    for (; c < C; c++) {
+      float g;
+      if (dres) g = dres[o + c];
+      else {
+        g = dy[o + c];
+        if (y && !(y[o + c] > 0.0f)) g = 0.0f;
+      }
+      const float t = x[o + c] - mean[c];
+      dx[o + c] = ((g - fmg[c]) - t * fk[c]) * fa[c];
+    }
+  }
+}
+
+// STR soft threshold: out = sign(w)·max(|w| − tau, 0) (−0 for pruned negative w, as
+// sign·relu gives).
+__attribute__((export_name("str_fwd"))) void str_fwd(const float *w, float *out, int n, float tau) {
+  const v128_t t = wasm_f32x4_splat(tau), zero = wasm_f32x4_splat(0.0f);
+  const v128_t signbit = wasm_i32x4_splat((int)0x80000000);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t v = wasm_v128_load(w + i);
+    const v128_t a = wasm_f32x4_max(wasm_f32x4_sub(wasm_f32x4_abs(v), t), zero);
+    // sign(0) = 0: zero weights stay +0
+    const v128_t s = wasm_v128_and(wasm_v128_and(v, signbit), wasm_f32x4_ne(v, zero));
+    wasm_v128_store(out + i, wasm_v128_or(a, s));
+  }
+  for (; i < n; i++) {
+    const float v = w[i];
+    float a = (v < 0.0f ? -v : v) - tau;
+    a = a > 0.0f ? a : 0.0f;
+    out[i] = v > 0.0f ? a : v < 0.0f ? -a : 0.0f;
+  }
+}
+
+// STR soft threshold backward (STR-SPEC §5.1): dw = dy·1[|w| > tau]; returns
+// Σ dy·sign(w)·1[|w| > tau] (the threshold's gradient is minus this), summed in float32 lanes over
+// blocks of 64 elements and across blocks in float64.
+__attribute__((export_name("str_bwd"))) double str_bwd(const float *dy, const float *w, float *dw, int n, float tau) {
+  const v128_t t = wasm_f32x4_splat(tau), zero = wasm_f32x4_splat(0.0f);
+  const v128_t signbit = wasm_i32x4_splat((int)0x80000000);
+  v128_t acc0 = wasm_f64x2_splat(0.0), acc1 = acc0;
+  int i = 0;
+  while (i + 4 <= n) {
+    const int end = n - i < 64 ? i + ((n - i) & ~3) : i + 64;
+    v128_t part = zero;
+    for (; i < end; i += 4) {
+      const v128_t v = wasm_v128_load(w + i);
+      const v128_t keep = wasm_f32x4_gt(wasm_f32x4_sub(wasm_f32x4_abs(v), t), zero);
+      const v128_t g = wasm_v128_and(wasm_v128_load(dy + i), keep);
+      wasm_v128_store(dw + i, g);
+      // g·sign(w): flip g's sign where w < 0 (g is 0 where w = 0 since tau >= 0)
+      part = wasm_f32x4_add(part, wasm_v128_xor(g, wasm_v128_and(v, signbit)));
+    }
+    acc0 = wasm_f64x2_add(acc0, wasm_f64x2_promote_low_f32x4(part));
+    acc1 = wasm_f64x2_add(acc1, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(part, part, 2, 3, 0, 1)));
+  }
+  double s = wasm_f64x2_extract_lane(acc0, 0) + wasm_f64x2_extract_lane(acc0, 1) +
+             wasm_f64x2_extract_lane(acc1, 0) + wasm_f64x2_extract_lane(acc1, 1);
+  for (; i < n; i++) {
+    const float v = w[i];
+    const float a = (v < 0.0f ? -v : v) - tau;
+    const float g = a > 0.0f ? dy[i] : 0.0f;
+    dw[i] = g;
+    s += v > 0.0f ? (double)g : v < 0.0f ? -(double)g : 0.0;
+  }
+  return s;
+}
+
+// SGD with momentum, torch 1.x order, every step rounded to float32 as the tf-ops version:
+//   d = g + p·wd (wd != 0); buf' = first ? d : buf·mu + d; u = nesterov ? d + buf'·mu : buf'
+//   (mu != 0; else u = d); p' = p − u·lr. buf/buf_out unused when mu == 0.
+__attribute__((export_name("sgd_update"))) void sgd_update(
+    const float *p, const float *g, const float *buf, float *p_out, float *buf_out, int n, float lr,
+    float mu, float wd, int nesterov, int first) {
+  const v128_t vlr = wasm_f32x4_splat(lr), vmu = wasm_f32x4_splat(mu), vwd = wasm_f32x4_splat(wd);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128_t d = wasm_v128_load(g + i);
+    const v128_t pv = wasm_v128_load(p + i);
+    if (wd != 0.0f) d = wasm_f32x4_add(d, wasm_f32x4_mul(pv, vwd));
+    v128_t u = d;
+    if (mu != 0.0f) {
+      const v128_t b = first ? d : wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(buf + i), vmu), d);
+      wasm_v128_store(buf_out + i, b);
+      u = nesterov ? wasm_f32x4_add(d, wasm_f32x4_mul(b, vmu)) : b;
+    }
+    wasm_v128_store(p_out + i, wasm_f32x4_sub(pv, wasm_f32x4_mul(u, vlr)));
+  }
+  for (; i < n; i++) {
+    float d = g[i];
+    if (wd != 0.0f) d = d + p[i] * wd;
+    float u = d;
+    if (mu != 0.0f) {
+      const float b = first ? d : buf[i] * mu + d;
+      buf_out[i] = b;
+      u = nesterov ? d + b * mu : b;
+    }
+    p_out[i] = p[i] - u * lr;
+  }
+}
+
+// Max-pool gradient, NHWC: each output's dy goes to the first maximum of its window (in row-major
+// window order, padding never wins; windows without a number > -inf pass nothing), as tfjs'
+// cpu kernel and PyTorch pick it. Vectorised over channels.
+__attribute__((export_name("maxpool_grad"))) void maxpool_grad(
+    const float *x, const float *dy, float *dx, int N, int H, int W, int C, int OH, int OW, int KH, int KW,
+    int SH, int SW, int top, int left) {
+  zero_floats(dx, N * H * W * C);
+  const v128_t ninf = wasm_f32x4_splat(-__builtin_inff()), none = wasm_i32x4_splat(-1);
+  for (int n = 0; n < N; n++) {
+    const float *xn = x + (u32)n * (u32)(H * W) * (u32)C;
+    float *dxn = dx + (u32)n * (u32)(H * W) * (u32)C;
+    for (int oh = 0; oh < OH; oh++) {
+      for (int ow = 0; ow < OW; ow++) {
+        const float *g = dy + ((u32)(n * OH + oh) * (u32)OW + (u32)ow) * (u32)C;
+        int c = 0;
+        for (; c + 4 <= C; c += 4) {
+          v128_t best = ninf, idx = none;
+          for (int kh = 0; kh < KH; kh++) {
+            const int ih = oh * SH + kh - top;
+            if (ih < 0 || ih >= H) continue;
+            for (int kw = 0; kw < KW; kw++) {
+              const int iw = ow * SW + kw - left;
+              if (iw < 0 || iw >= W) continue;
+              const int pos = ih * W + iw;
+              const v128_t v = wasm_v128_load(xn + (u32)pos * (u32)C + c);
+              const v128_t m = wasm_f32x4_gt(v, best);
+              best = wasm_v128_bitselect(v, best, m);
+              idx = wasm_v128_bitselect(wasm_i32x4_splat(pos), idx, m);
+            }
+          }
+          const int i0 = wasm_i32x4_extract_lane(idx, 0), i1 = wasm_i32x4_extract_lane(idx, 1);
+          const int i2 = wasm_i32x4_extract_lane(idx, 2), i3 = wasm_i32x4_extract_lane(idx, 3);
+          if (i0 >= 0) dxn[(u32)i0 * (u32)C + c] += g[c];
+          if (i1 >= 0) dxn[(u32)i1 * (u32)C + c + 1] += g[c + 1];
+          if (i2 >= 0) dxn[(u32)i2 * (u32)C + c + 2] += g[c + 2];
+          if (i3 >= 0) dxn[(u32)i3 * (u32)C + c + 3] += g[c + 3];
+        }
+        for (; c < C; c++) {
+          float best = -__builtin_inff();
+          int idx = -1;
+          for (int kh = 0; kh < KH; kh++) {
+            const int ih = oh * SH + kh - top;
+            if (ih < 0 || ih >= H) continue;
+            for (int kw = 0; kw < KW; kw++) {
+              const int iw = ow * SW + kw - left;
+              if (iw < 0 || iw >= W) continue;
+              const float v = xn[(u32)(ih * W + iw) * (u32)C + c];
+              if (v > best) { best = v; idx = ih * W + iw; }
+            }
+          }
+          if (idx >= 0) dxn[(u32)idx * (u32)C + c] += g[c];
+        }
+      }
+    }
+  }
+}
+
+// DNW/GMP top-k, by radix selection on the magnitude bits (a non-negative float's bits order like
+// its value): the k-th smallest |w| (0-based, k < n) in two histogram passes over the 16 high and
+// 16 low bits. hist: 65536 u32 of scratch; on return hist[0] = the k-th value's bits and hist[1] =
+// how many |w| are smaller.
+__attribute__((export_name("mag_kth"))) void mag_kth(const float *w, int n, int k, u32 *hist) {
+  const u32 *b = (const u32 *)w;
+  for (int i = 0; i < 65536; i++) hist[i] = 0;
+  for (int i = 0; i < n; i++) hist[(b[i] & 0x7fffffffu) >> 16]++;
+  u32 below = 0, hb = 0;
+  for (;; hb++) {
+    if (below + hist[hb] > (u32)k) break;
+    below += hist[hb];
+  }
+  for (int i = 0; i < 65536; i++) hist[i] = 0;
+  for (int i = 0; i < n; i++) {
+    const u32 m = b[i] & 0x7fffffffu;
+    if ((m >> 16) == hb) hist[m & 0xffffu]++;
+  }
+  u32 lb = 0;
+  for (;; lb++) {
+    if (below + hist[lb] > (u32)k) break;
+    below += hist[lb];
+  }
+  hist[0] = (hb << 16) | lb;
+  hist[1] = below;
+}
+
+// mask[i] = 0 where |w[i]| < v (bits), else 1; positions with |w[i]| == v are listed in ties
+// (the caller prunes as many of them as it still needs). Returns the number of ties.
+__attribute__((export_name("mask_below"))) int mask_below(const float *w, float *mask, int n, u32 v, int *ties) {
+  const u32 *b = (const u32 *)w;
+  int t = 0;
+  for (int i = 0; i < n; i++) {
+    const u32 m = b[i] & 0x7fffffffu;
+    mask[i] = m < v ? 0.0f : 1.0f;
+    if (m == v) ties[t++] = i;
+  }
+  return t;
 }

@@ -20,10 +20,26 @@ export interface NativeKernels {
     KH: number, KW: number, SH: number, SW: number, DH: number, DW: number, top: number, left: number): void;
   im2col(x: number, col: number, N: number, H: number, W: number, CI: number, OH: number, OW: number, KH: number,
     KW: number, SH: number, SW: number, DH: number, DW: number, top: number, left: number): void;
-  gemm(A: number, B: number, C: number, P: number, K: number, N: number): void;
+  gemm(A: number, B: number, C: number, P: number, K: number, N: number, bpack: number, KC: number): void;
   conv_filter_grad(x: number, dy: number, out: number, acc: number, colbuf: number, PB: number, N: number, H: number,
     W: number, CI: number, CO: number, OH: number, OW: number, KH: number, KW: number, SH: number, SW: number,
     top: number, left: number): void;
+  bn_fwd(x: number, res: number, gamma: number, beta: number, y: number, mean: number, invstd: number, rm: number,
+    rv: number, rmOut: number, rvOut: number, acc: number, R: number, C: number, eps: number, keep: number, m: number,
+    unbias: number, relu: number): void;
+  bn_bwd(dy: number, x: number, y: number, mean: number, invstd: number, gamma: number, dx: number, dres: number,
+    dgamma: number, dbeta: number, acc: number, R: number, C: number): void;
+  str_fwd(w: number, out: number, n: number, tau: number): void;
+  /** Returns Σ dy·sign(w)·1[|w| > tau] (float64). */
+  str_bwd(dy: number, w: number, dw: number, n: number, tau: number): number;
+  maxpool_grad(x: number, dy: number, dx: number, N: number, H: number, W: number, C: number, OH: number, OW: number,
+    KH: number, KW: number, SH: number, SW: number, top: number, left: number): void;
+  /** Leaves the k-th smallest |w| (bits) in hist[0] and the count of smaller ones in hist[1]. */
+  mag_kth(w: number, n: number, k: number, hist: number): void;
+  /** Returns the number of ties (|w| == v) written to `ties`. */
+  mask_below(w: number, mask: number, n: number, v: number, ties: number): number;
+  sgd_update(p: number, g: number, buf: number, pOut: number, bufOut: number, n: number, lr: number, mu: number,
+    wd: number, nesterov: number, first: number): void;
 }
 
 // The project compiles without DOM typings, which is where TypeScript declares WebAssembly.
