@@ -7,6 +7,7 @@ import { setConv2DNativeMaxPositions } from '../../src/backend/wasm/kernels/Conv
 import { setConv2DBackpropFilterPath, setIm2colChunkBytes } from '../../src/backend/wasm/kernels/Conv2DBackpropFilter.js';
 import { wasmTrainingKernels } from '../../src/backend/wasm/register.js';
 import { makeRng } from '../../src/util/rng.js';
+import { relErr } from '../helpers/tf.js';
 
 type Pad = number | 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 
@@ -15,17 +16,6 @@ function randn(n: number): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = rng.normal();
   return a;
-}
-
-/** max |a - b| / max |b|: the error relative to the result's scale. */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let d = 0, m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / Math.max(m, 1e-30);
 }
 
 interface Host { data: Float32Array | Int32Array; shape: number[] }

@@ -5,19 +5,10 @@ import assert from 'node:assert/strict';
 import * as tf from '../../src/tf.js';
 import { initBackend } from '../../src/backend/select.js';
 import { makeRng } from '../../src/util/rng.js';
+import { relErr } from '../helpers/tf.js';
 
 const rng = makeRng(7);
 const randn = (n: number, scale = 1) => Float32Array.from({ length: n }, () => scale * rng.normal());
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let d = 0, m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / Math.max(m, 1e-30);
-}
 
 before(async () => {
   await initBackend('wasm', () => {});

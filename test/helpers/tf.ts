@@ -16,6 +16,18 @@ export function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
+/** max |a − b| / max |b|: the error relative to the result's scale (kernel comparisons). */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - b[i]));
+    m = Math.max(m, Math.abs(b[i]));
+  }
+  return d / Math.max(m, 1e-30);
+}
+
 export function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-6, msg = ''): void {
   const d = maxRelDiff(a, b);
   assert.ok(d <= tol, `${msg} max relative difference ${d} > ${tol}`);

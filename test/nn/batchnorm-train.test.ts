@@ -7,22 +7,11 @@ import assert from 'node:assert/strict';
 import * as tf from '../../src/tf.js';
 import { batchNormTrain } from '../../src/nn/batchnorm-train.js';
 import { LearnedBatchNorm } from '../../src/nn/batchnorm.js';
-import { useBackend, assertNoLeak } from '../helpers/tf.js';
+import { useBackend, assertNoLeak, relErr } from '../helpers/tf.js';
 import { makeRng } from '../../src/util/rng.js';
 
 const rng = makeRng(11);
 const randn = (n: number, scale = 1, shift = 0) => Float32Array.from({ length: n }, () => shift + scale * rng.normal());
-
-/** max |a − b| / max |b| */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let d = 0, m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / Math.max(m, 1e-30);
-}
 
 interface Case { shape: number[]; affine: boolean; relu: boolean; residual: boolean }
 interface Data { x: Float32Array; g: Float32Array; b: Float32Array; r: Float32Array; w: Float32Array; rm: Float32Array; rv: Float32Array }
