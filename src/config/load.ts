@@ -9,9 +9,9 @@
  * Every user mistake is a one-line UserError naming the flag or the file and key.
  */
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { parse as parsePath, resolve } from 'node:path';
-import type { Argv, Options as YargsOptions } from 'yargs';
+import type { Options as YargsOptions } from 'yargs';
+import { yargs } from '../util/yargs.js';
 import yaml from 'js-yaml';
 import { distance } from 'fastest-levenshtein';
 import { UserError } from '../util/errors.js';
@@ -59,8 +59,6 @@ export function wantsHelp(argv: readonly string[]): boolean {
   return false;
 }
 
-// yargs' CommonJS build: its ESM build wraps help text mid-word (cliui without wrap-ansi).
-const yargs = createRequire(import.meta.url)('yargs/yargs') as (args?: readonly string[]) => Argv;
 
 // ------------------------------------------------------------------------------------------------
 // Spelling tables

@@ -3,7 +3,7 @@
  *   fashion-mnist --from DIR --out DIR [--train-per-class N] [--val-per-class N] [--force]
  *   synthetic --out DIR --classes K --per-class N --size WxH [--val-per-class N] [--seed S]
  */
-import yargs from 'yargs';
+import { yargs } from '../util/yargs.js';
 import { UserError } from '../util/errors.js';
 import { FASHION_MNIST_DEFAULT_DIR, convertFashionMnist } from './fashion-mnist.js';
 import { writeSyntheticImageFolder } from './synthetic.js';
