@@ -137,13 +137,14 @@ export async function benchMpi(floats: number, ranks: number, reps: number, mpiS
 
 /**
  * Host-side cost of reduceGradientsHook around the all-reduce (flatten·scale, download, divide,
- * rebuild tensors) for the STR ResNet50's gradients on the cpu backend, with a no-op 2-rank sum.
+ * rebuild tensors) for the STR ResNet50's gradients on the cpu backend (or `backend`), with a no-op 2-rank sum.
  */
-export async function benchHookOverhead(reps: number): Promise<{ tensors: number; floats: number; medianMs: number }> {
+export async function benchHookOverhead(reps: number, backend: 'cpu' | 'tensorflow' = 'cpu'): Promise<{ tensors: number; floats: number; medianMs: number; backend: string }> {
   const tf = await import('../src/tf.js');
   const { createModel } = await import('../src/models/registry.js');
   const { reduceGradientsHook } = await import('../src/distributed/gradients.js');
-  await tf.setBackend('cpu');
+  const { initBackend } = await import('../src/backend/select.js');
+  await initBackend(backend, () => undefined); // (not tf.setBackend: that prints tfjs' "install tfjs-node" banner)
   const model = createModel('ResNet50');
   const vars = model.trainableVariables();
   const noop: Collective = { rank: 0, worldSize: 2, transport: 'local', allReduceSum: async () => {}, broadcast: async () => {}, barrier: async () => {}, close: async () => {} };
@@ -158,10 +159,14 @@ export async function benchHookOverhead(reps: number): Promise<{ tensors: number
   }
   tf.dispose([...Object.values(grads), ...vars]);
   times.sort((a, b) => a - b);
-  return { tensors: vars.length, floats: vars.reduce((s, v) => s + v.size, 0), medianMs: +times[Math.floor(times.length / 2)].toFixed(1) };
+  return { tensors: vars.length, floats: vars.reduce((s, v) => s + v.size, 0), medianMs: +times[Math.floor(times.length / 2)].toFixed(1), backend };
 }
 
-export async function benchAllReduce(opts: { quick: boolean; floats?: number; ranks?: number; log?: (l: string) => void }): Promise<object> {
+export async function benchAllReduce(opts: {
+  quick: boolean; floats?: number; ranks?: number; log?: (l: string) => void;
+  /** Backend of the host-overhead measurement (default cpu; tensorflow for the GPU figures). */
+  hookBackend?: 'cpu' | 'tensorflow';
+}): Promise<object> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const floats = opts.floats ?? RESNET50_FLOATS;
   const ranks = opts.ranks ?? 2;
@@ -178,8 +183,8 @@ export async function benchAllReduce(opts: { quick: boolean; floats?: number; ra
   const noMpi = mpiUnavailableReason();
   if (noMpi) log(`mpi: skipped (${noMpi})`);
   else for (const mode of ['reduce-scatter', 'allreduce'] as const) show(await benchMpi(floats, ranks, reps, mode));
-  const hook = await benchHookOverhead(opts.quick ? 2 : 5);
-  log(`reduceGradientsHook host overhead (cpu backend, ${hook.tensors} tensors, ${hook.floats} floats, sum excluded): median ${hook.medianMs} ms`);
+  const hook = await benchHookOverhead(opts.quick ? 2 : 5, opts.hookBackend);
+  log(`reduceGradientsHook host overhead (${hook.backend} backend, ${hook.tensors} tensors, ${hook.floats} floats, sum excluded): median ${hook.medianMs} ms`);
   return { benchmark: 'allreduce', floats, ranks, reps, results, hookOverhead: hook, mpi: noMpi ? `skipped: ${noMpi}` : 'measured' };
 }
 
