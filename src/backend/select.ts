@@ -13,7 +13,7 @@ export const backendChoices: readonly BackendChoice[] = ['auto', 'tensorflow', '
 export interface BackendOptions {
   /**
    * wasm threads (XNNPACK thread pool; at most 8). Default: env STR_TRAIN_WASM_THREADS, else
-   * half the cores on machines with 4 or more, else 1. 1 uses tfjs' stock single-threaded SIMD
+   * one per core. 1 uses tfjs' stock single-threaded SIMD
    * build. Fixed by the first wasm initialisation in a process.
    */
   threads?: number;
@@ -59,19 +59,17 @@ async function tryTensorflow(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfj
   }
 }
 
-// Threads pay off for large convolutions on an idle machine (1.8-2.2x per conv with 2 threads
-// here), but a training step shares the cores with the data loader (and, here, other jobs):
-// measured on this 2-core machine (busy, load 3-6), whole ResNet18 training steps ran 1.05-1.4x
-// FASTER with 1 thread than with 2 (32 px b32: ~100 vs ~72 img/s; 224 px b16: 2.7 vs 2.5 img/s).
-// Re-measured after the element-wise work was fused into few native kernels (and fresh-filter
-// convolutions moved to the single-threaded native GEMM): still 1 thread ahead, quickstart
-// ResNet18 (w0.25, 32 px, b64) 359-367 vs 412-518 ms/step, ResNet18 32 px b32 230-238 vs
-// 244-329 ms/step. So by default only machines with cores to spare get a pool.
+// Threads pay off for large convolutions (1.8-2.2x per conv with 2 threads) but every small op
+// then waits on the pool, and a training step shares the cores with the data loader. Measured on
+// this 2-core machine: when other jobs held the cores (load 3-6), 1 thread was faster; on the idle
+// machine 2 threads win: quickstart (ResNet18 w0.25, b64) 283-291 vs 360-369 ms/step, the
+// quickstart run end to end 245 vs 230 img/s, ResNet50 eval at 224 px b16 2.4 vs 3.0 s. So the
+// default is one thread per core (at most 8); STR_TRAIN_WASM_THREADS=1 suits a busy machine.
 function defaultThreads(opts?: BackendOptions): number {
   const fromEnv = Number(process.env.STR_TRAIN_WASM_THREADS);
   const requested = opts?.threads ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : undefined);
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  return Math.max(1, Math.min(8, requested ?? (cores >= 4 ? Math.floor(cores / 2) : 1)));
+  return Math.max(1, Math.min(8, requested ?? cores));
 }
 
 async function setUpWasm(opts?: BackendOptions): Promise<{ threads: number; mode: 'threaded-simd' | 'simd' | 'plain'; note: string }> {

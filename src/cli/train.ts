@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { loadConfig, renderHelp, wantsHelp } from '../config/load.js';
 import { initBackend } from '../backend/select.js';
 import { runTraining } from '../train/run.js';
@@ -28,11 +29,14 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const devices = config.multigpu ? parseDeviceList(config.multigpu) : [];
   if (config.distributed === 'local' && info.launcher === 'none' && devices.length > 1) {
     const gpuBackend = config.backend === 'tensorflow' || config.backend === 'auto';
+    // workers on a CPU backend share the cores: one wasm thread pool per core, not per worker
+    const threads = process.env.STR_TRAIN_WASM_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / devices.length)));
     const r = await launchWorkers({
       devices,
       argv: process.argv.slice(2),
       script: process.argv[1],
       checkDevices: gpuBackend ? 'nvidia-smi' : 'none',
+      env: { STR_TRAIN_WASM_THREADS: threads },
     });
     return r.exitCode;
   }

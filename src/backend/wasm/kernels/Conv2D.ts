@@ -4,8 +4,10 @@
 // convolution pays the packing: for layers with few output positions (ResNet18 layer4 at 32 px:
 // 32 positions, 2.4M weights) that costs 3-10x the arithmetic. Fresh filters run instead as
 // im2col + the project's blocked SIMD GEMM (native/kernels.c; all of them single-threaded, those
-// with few positions multithreaded); a filter seen before (inference on fixed weights) goes to
-// XNNPACK, whose packed copy is then reused.
+// with few positions multithreaded); with a thread pool, a filter seen before (inference on fixed
+// weights) goes to XNNPACK, whose packed copy is then reused. Single-threaded, the native GEMM
+// beats XNNPACK even with its packing cached (ResNet50 eval at 224 px b16: 3.0 vs 3.6 s), so it
+// takes every convolution.
 import * as tf from '../../../tf.js';
 import type { Conv2DAttrs, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { view, withScope, type BackendWasm } from '../ops.js';
@@ -53,7 +55,7 @@ export function conv2D(args: Args): TensorInfo {
       return s.conv('dense', x, sliceTaps(s, filter, crop), { top, bottom, left, right }, [SH, SW], [DH, DW]);
     });
   }
-  const fresh = !seenFilters.has(filter.dataId);
+  const fresh = getThreadsCount() === 1 || !seenFilters.has(filter.dataId);
   seenFilters.add(filter.dataId);
   if (!fresh) return original.kernelFunc(args as never) as TensorInfo;
   const P = N * OH * OW;
