@@ -77,6 +77,7 @@ async function child(dir: string, cfg: Config, epochs: number, stepMs: number): 
     valResize: 256,
     strictData: true,
     log: () => undefined,
+    decodeCacheMiB: 0, // measures decoding (these images are above the cache's size limit anyway)
   });
   const loader = cfg.transform === 'train' ? d.train : d.val;
   const rates: number[] = [];

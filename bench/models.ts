@@ -522,7 +522,8 @@ export async function benchMemory(o: {
   config?: { arch: Arch; conv: ConvTypeName; size: number; batch: number };
 }): Promise<MemoryBenchResult> {
   const warmup = o.quick ? 5 : 10;
-  const measured = o.quick ? 20 : 100;
+  // long enough to pass V8's first major collection (~step 120 here): until then its heap only grows
+  const measured = o.quick ? 20 : 300;
   const total = warmup + measured;
   const c = { ...(o.config ?? { arch: 'ResNet18' as const, conv: 'STRConv' as const, size: 32, batch: 32 }), mode: 'train' as const, classes: 1000 };
   const config = `${c.arch}@${c.size} b${c.batch} ${c.conv} ${c.mode}`;
@@ -557,7 +558,7 @@ export async function benchMemory(o: {
       },
       medianStepMs: round(median(r.stepMs.slice(warmup)), 1),
       samples: r.numTensors.map((n, i) => [i + 1, n, round(rss[i], 1), round(heapTotal[i], 1), round(heapUsed[i], 1), round(wasm[i], 1)] as [number, number, number, number, number, number])
-        .filter(([s]) => s % (o.quick ? 5 : 10) === 0 || s === warmup),
+        .filter(([s]) => s % (o.quick ? 5 : 20) === 0 || s === warmup),
     };
     o.log(`memory ${config} (${backend}), ${warmup} + ${measured} steps: numTensors ${res.numTensors.afterWarmup} after warm-up, ${res.numTensors.min}..${res.numTensors.max} after (${res.numTensors.flat ? 'flat' : 'NOT flat'}); ` +
       `RSS ${res.rssMiB.afterWarmup} -> ${res.rssMiB.final} MiB (${res.rssMiB.growthPct >= 0 ? '+' : ''}${res.rssMiB.growthPct} %; second half ${res.rssMiB.secondHalfGrowthPct >= 0 ? '+' : ''}${res.rssMiB.secondHalfGrowthPct} %), ` +

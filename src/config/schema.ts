@@ -126,6 +126,10 @@ export const OPTIONS = {
     flag: 'crop-scale', kind: 'float', schema: num().gt(0, 'must be in (0, 1]').lte(1, 'must be in (0, 1]'), default: 0.08, group: 'Data',
     help: "training RandomResizedCrop: smallest crop area as a fraction of the image (torchvision's scale=(crop_scale, 1)); the reference's 0.08 is meant for ImageNet-size images",
   }),
+  decode_cache_mb: opt({
+    flag: 'decode-cache-mb', kind: 'int', schema: int(0), default: 512, group: 'Data',
+    help: 'memory (MiB, per split) for decoded images up to 256x256, kept so later epochs skip the file read and decode; 0 disables',
+  }),
   strict_data: opt({
     flag: 'strict-data', kind: 'bool', schema: bool(), default: false, group: 'Data',
     help: 'a corrupt or unreadable image is an error instead of a skipped file with a warning',

@@ -10,6 +10,8 @@ import { DecodePool } from './pool.js';
 import { type ScannedSplit, scanImageFolder } from './scan.js';
 import { DEFAULT_SCALE } from './transforms.js';
 
+export const DEFAULT_DECODE_CACHE_MIB = 512;
+
 export const DATASET_SETS = ['ImageNet', 'ImageFolder'] as const;
 export type DatasetSet = (typeof DATASET_SETS)[number];
 
@@ -38,6 +40,8 @@ export interface DataOptions {
   log?: (line: string) => void;
   /** Batches decoding ahead of the consumer (default 2). */
   prefetch?: number;
+  /** Memory per split for decoded small images kept for later epochs (default 512 MiB; 0: none). */
+  decodeCacheMiB?: number;
 }
 
 export interface Datasets {
@@ -81,6 +85,7 @@ export async function createDatasets(o: DataOptions): Promise<Datasets> {
   checkInt('--workers', o.workers, 0);
   checkInt('--image-size', o.imageSize, 1);
   checkInt('--val-resize', o.valResize, 1);
+  if (o.decodeCacheMiB !== undefined) checkInt('--decode-cache-mb', o.decodeCacheMiB, 0);
   if (o.valResize < o.imageSize) {
     throw new UserError(`--val-resize (${o.valResize}) must be at least --image-size (${o.imageSize}): val images are resized, then centre-cropped`);
   }
@@ -117,7 +122,8 @@ export async function createDatasets(o: DataOptions): Promise<Datasets> {
   // An unseeded run still needs one seed shared by the permutation and the per-sample streams.
   const seed = String(o.seed ?? randomInt(2 ** 31));
   const pool = new DecodePool(o.workers);
-  const common = { batchSize: o.batchSize, seed, rank, worldSize, strictData: o.strictData, log, prefetch: o.prefetch };
+  const decodeCacheBytes = (o.decodeCacheMiB ?? DEFAULT_DECODE_CACHE_MIB) * 2 ** 20;
+  const common = { batchSize: o.batchSize, seed, rank, worldSize, strictData: o.strictData, log, prefetch: o.prefetch, decodeCacheBytes };
   const trainLoader = new ImageFolderLoader(train, pool, {
     ...common,
     spec: { train: true, size: o.imageSize, resize: o.valResize, scale: [o.cropScale ?? DEFAULT_SCALE[0], 1] },

@@ -1,11 +1,13 @@
 /** Decode worker thread: runs jobs from the pool one after another (see pool.ts). */
 import { parentPort, workerData } from 'node:worker_threads';
 import { configureSharp } from './decode.js';
+import { DecodedCache, type DecodedCacheBuffers } from './decoded-cache.js';
 import { type DecodeJob, workOnJob } from './job.js';
 import { normalizationLut } from './transforms.js';
 
 export type WorkerRequest =
   | { type: 'slot'; slot: number; data: SharedArrayBuffer; control: SharedArrayBuffer }
+  | { type: 'cache'; cache: number; buffers: DecodedCacheBuffers }
   | { type: 'job'; id: number; slot: number; workers: number; job: DecodeJob };
 
 export interface WorkerReply {
@@ -21,6 +23,7 @@ configureSharp();
 const { lanes } = workerData as { lanes: number };
 const lut = normalizationLut();
 const slots = new Map<number, { out: Float32Array; control: Int32Array }>();
+const caches = new Map<number, DecodedCache>();
 const queue: Extract<WorkerRequest, { type: 'job' }>[] = [];
 let busy = false;
 
@@ -30,7 +33,8 @@ async function drain(): Promise<void> {
   while (queue.length > 0) {
     const { id, slot, workers, job } = queue.shift()!;
     const s = slots.get(slot)!;
-    const failures = await workOnJob(job, s.out, s.control, lanes, lut);
+    const cache = job.cache === undefined ? null : (caches.get(job.cache) ?? null);
+    const failures = await workOnJob(job, s.out, s.control, lanes, lut, cache);
     // control[1] counts threads done with this job; the last one sees every write (Atomics are
     // sequentially consistent) and copies the batch into a buffer it hands over, so the slot can
     // be reused and the main thread gets memory it owns without copying.
@@ -47,6 +51,10 @@ async function drain(): Promise<void> {
 port.on('message', (m: WorkerRequest) => {
   if (m.type === 'slot') {
     slots.set(m.slot, { out: new Float32Array(m.data), control: new Int32Array(m.control) });
+    return;
+  }
+  if (m.type === 'cache') {
+    caches.set(m.cache, new DecodedCache(m.buffers));
     return;
   }
   queue.push(m);

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import sharp from 'sharp';
+import { type DecodedCache, MAX_CACHED_PIXELS } from './decoded-cache.js';
 import { planCropResize, planResizeCrop, resampleNormalized } from './resample.js';
 import {
   type Rng,
@@ -103,9 +104,49 @@ export type Finish = (out: Float32Array, offset: number, lut: Float32Array) => v
  * SampleError naming `file`.
  */
 export async function prepareSample(file: string, buf: Buffer, spec: TransformSpec, rng: Rng | null): Promise<Finish> {
+  return namingFile(file, prepareTransform(buf, spec, rng));
+}
+
+/**
+ * prepareSample for dataset image `index`, through `cache`: a cached image skips the read and the
+ * decode; a small one decoded here is decoded whole (one libvips call, as for a crop) and cached.
+ * The file read is synchronous, before the first await (see readSample).
+ */
+export function prepareFile(file: string, index: number, spec: TransformSpec, rng: Rng | null, cache: DecodedCache): Promise<Finish> {
+  const hit = cache.get(index);
+  if (hit) {
+    const src: Source = { ...hit, jpeg: false, complete: true, bytes: EMPTY, rgb: hit.rgb };
+    return namingFile(file, prepareFromSource(src, spec, rng));
+  }
+  const buf = readSample(file);
+  return namingFile(
+    file,
+    (async () => {
+      let src = probeSync(buf) ?? (await probeWithSharp(buf));
+      if (cacheable(src, spec)) {
+        src = { ...src, rgb: await decodeWhole(src) };
+        cache.put(index, src.width, src.height, src.rgb!);
+      }
+      return prepareFromSource(src, spec, rng);
+    })(),
+  );
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Small enough to cache, and decoded the same whole as cropped: not a JPEG that the transform
+ * could send down the shrink-on-load path (which needs min side ≥ 3·size), nor a cut-off one.
+ */
+function cacheable(src: Source, spec: TransformSpec): boolean {
+  if (src.width * src.height > MAX_CACHED_PIXELS || !src.complete) return false;
+  return !src.jpeg || Math.min(src.width, src.height) < SHRINK_ON_LOAD_RATIO * spec.size;
+}
+
+async function namingFile(file: string, prepared: Promise<Finish>): Promise<Finish> {
   let finish: Finish;
   try {
-    finish = await prepareTransform(buf, spec, rng);
+    finish = await prepared;
   } catch (e) {
     throw new SampleError(file, oneLine((e as Error).message));
   }
@@ -176,7 +217,7 @@ export function jpegHeader(b: Uint8Array): { width: number; height: number; comp
  * a JPEG without its end marker, decoded in full so that truncation is always detected (libvips
  * stops reading below the crop, PIL always loads the whole file).
  */
-type Source = { width: number; height: number; jpeg: boolean; complete: boolean; bytes: Buffer; rgb: Buffer | null };
+type Source = { width: number; height: number; jpeg: boolean; complete: boolean; bytes: Buffer; rgb: Uint8Array | null };
 
 /** Formats whose size is read in JS (no sharp round trip); null for the others. */
 function probeSync(buf: Buffer): Source | null {
@@ -186,7 +227,26 @@ function probeSync(buf: Buffer): Source | null {
     return { width: bmp.width, height: bmp.height, jpeg: false, complete: true, bytes: buf, rgb: bmp.data };
   }
   const h = jpegHeader(buf);
-  return h ? { width: h.width, height: h.height, jpeg: true, complete: h.complete, bytes: buf, rgb: null } : null;
+  if (h) return { width: h.width, height: h.height, jpeg: true, complete: h.complete, bytes: buf, rgb: null };
+  const p = pngDimensions(buf);
+  // Truncated PNGs still fail in the decode itself (failOn 'truncated'), as with sharp's probe.
+  return p ? { ...p, jpeg: false, complete: true, bytes: buf, rgb: null } : null;
+}
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/**
+ * Width and height from a PNG's IHDR chunk (bytes 16–23), or null. Read here rather than by a
+ * sharp metadata call: for small images (Fashion-MNIST, downsampled ImageNet) that second
+ * libvips round trip cost as much as the decode.
+ */
+export function pngDimensions(b: Uint8Array): { width: number; height: number } | null {
+  if (b.length < 24 || PNG_SIGNATURE.some((v, i) => b[i] !== v)) return null;
+  if (b[12] !== 0x49 || b[13] !== 0x48 || b[14] !== 0x44 || b[15] !== 0x52) return null; // 'IHDR'
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const width = dv.getUint32(16);
+  const height = dv.getUint32(20);
+  return width > 0 && height > 0 && width * height <= MAX_PIXELS ? { width, height } : null;
 }
 
 async function probeWithSharp(buf: Buffer): Promise<Source> {
@@ -200,6 +260,11 @@ async function probeWithSharp(buf: Buffer): Promise<Source> {
 // 'truncated' rejects cut-off files (PIL raises on them too) but tolerates the minor libjpeg
 // warnings some ImageNet files carry, which PIL also accepts.
 const SHARP_INPUT = { failOn: 'truncated' } as const;
+
+/** The whole image as RGB uint8 (what decodeWindow gives for the full rectangle). */
+async function decodeWhole(src: Source): Promise<Buffer | Uint8Array> {
+  return src.rgb ?? decodeWindow(src, 0, 0, src.width, src.height);
+}
 
 /** RGB uint8 of the source rectangle, as PIL's convert('RGB') would give it. */
 async function decodeWindow(src: Source, left: number, top: number, width: number, height: number): Promise<Uint8Array> {
@@ -265,8 +330,11 @@ export async function transformInto(
 
 /** Decode phase of the train/val transform; resolves to the resample phase. */
 export async function prepareTransform(buf: Buffer, spec: TransformSpec, rng: Rng | null): Promise<Finish> {
-  // No await before the decode starts for JPEG/BMP: the caller reads the next file meanwhile.
-  const src = probeSync(buf) ?? (await probeWithSharp(buf));
+  // No await before the decode starts for JPEG/PNG/BMP: the caller reads the next file meanwhile.
+  return prepareFromSource(probeSync(buf) ?? (await probeWithSharp(buf)), spec, rng);
+}
+
+async function prepareFromSource(src: Source, spec: TransformSpec, rng: Rng | null): Promise<Finish> {
   const T = spec.size;
   if (spec.train) {
     if (!rng) throw new Error('train transform needs an rng');

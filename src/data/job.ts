@@ -5,7 +5,8 @@
  */
 import path from 'node:path';
 import seedrandom from 'seedrandom';
-import { type Finish, type TransformSpec, SampleError, prepareSample, readSample } from './decode.js';
+import { type Finish, type TransformSpec, SampleError, prepareFile, prepareSample, readSample } from './decode.js';
+import type { DecodedCache } from './decoded-cache.js';
 
 export interface DecodeJob {
   spec: TransformSpec;
@@ -16,6 +17,8 @@ export interface DecodeJob {
   ids: Int32Array;
   seed: string;
   epoch: number;
+  /** The loader's decoded-image cache (DecodePool.createCache), if it has one. */
+  cache?: number;
 }
 
 export interface SampleFailure {
@@ -41,6 +44,7 @@ export async function workOnJob(
   control: Int32Array,
   lanes: number,
   lut: Float32Array,
+  cache: DecodedCache | null = null,
 ): Promise<SampleFailure[]> {
   const stride = job.spec.size * job.spec.size * 3;
   const n = job.files.length;
@@ -58,7 +62,8 @@ export async function workOnJob(
     try {
       const rng = job.spec.train ? sampleRng(job.seed, job.epoch, job.ids[index]) : null;
       // Settled into a value: a failure must not surface as an unhandled rejection meanwhile.
-      decoded = prepareSample(file, readSample(file), job.spec, rng).catch((e: Error) => e);
+      const prepared = cache ? prepareFile(file, job.ids[index], job.spec, rng, cache) : prepareSample(file, readSample(file), job.spec, rng);
+      decoded = prepared.catch((e: Error) => e);
     } catch (e) {
       decoded = Promise.resolve(e as Error);
     }

@@ -61,6 +61,8 @@ export interface LoaderOptions {
   log: (line: string) => void;
   /** Batches decoding ahead of the consumer (default 2). */
   prefetch?: number;
+  /** Memory for decoded small images, kept for later epochs (decoded-cache.ts); 0: none. */
+  decodeCacheBytes?: number;
 }
 
 const MAX_SKIPPED_LISTED = 10_000;
@@ -72,6 +74,7 @@ export class ImageFolderLoader implements DataLoader {
   stats: LoaderStats = { skipped: 0, skippedFiles: [] };
   private readonly warned = new Set<string>();
   private closed = false;
+  private readonly cache: number | null;
 
   constructor(
     private readonly split: ScannedSplit,
@@ -86,10 +89,16 @@ export class ImageFolderLoader implements DataLoader {
     this.numSamples = layout.numSamples;
     this.batchSize = o.batchSize / o.worldSize;
     pool.acquire();
+    this.cache = pool.createCache(split.files.length, o.decodeCacheBytes ?? 0);
   }
 
   get numFiles(): number {
     return this.split.files.length;
+  }
+
+  /** Bytes of decoded images this loader keeps for later epochs. */
+  get cachedBytes(): number {
+    return this.cache === null ? 0 : this.pool.cacheBytes(this.cache);
   }
 
   epoch(epoch: number): AsyncIterable<Batch> {
@@ -117,6 +126,7 @@ export class ImageFolderLoader implements DataLoader {
         ids,
         seed: this.o.seed,
         epoch,
+        ...(this.cache === null ? {} : { cache: this.cache }),
       };
       // Batch g uses slot g mod prefetch, launched only after batch g − prefetch completed.
       const running = this.pool.run(slots[launched % slots.length], job);

@@ -10,6 +10,7 @@
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { configureSharp } from './decode.js';
+import { DecodedCache } from './decoded-cache.js';
 import type { WorkerReply, WorkerRequest } from './decode-worker.js';
 import { type DecodeJob, type SampleFailure, workOnJob } from './job.js';
 import { normalizationLut } from './transforms.js';
@@ -69,6 +70,7 @@ export class DecodePool {
   private readonly threads: Worker[] = [];
   private readonly pending = new Map<number, Pending>();
   private readonly slots: (Slot & { free: boolean })[] = [];
+  private readonly caches: DecodedCache[] = [];
   private nextId = 0;
   private broken: Error | undefined;
   private closed = false;
@@ -122,6 +124,23 @@ export class DecodePool {
     return slot;
   }
 
+  /**
+   * A decoded-image cache for a split of `count` images, shared by the threads (jobs name it by
+   * the returned id); null when `budgetBytes` is 0.
+   */
+  createCache(count: number, budgetBytes: number): number | null {
+    if (budgetBytes <= 0 || count === 0) return null;
+    const cache = DecodedCache.create(count, budgetBytes, this.workers > 0);
+    const id = this.caches.push(cache) - 1;
+    for (const t of this.threads) t.postMessage({ type: 'cache', cache: id, buffers: cache.buffers } satisfies WorkerRequest);
+    return id;
+  }
+
+  /** Bytes of decoded pixels held by cache `id`. */
+  cacheBytes(id: number): number {
+    return this.caches[id]?.usedBytes ?? 0;
+  }
+
   releaseSlot(slot: Slot): void {
     const s = this.slots[slot.id];
     if (s) s.free = true;
@@ -140,7 +159,8 @@ export class DecodePool {
       this.lut ??= normalizationLut();
       // In the main thread the batch is decoded straight into memory that the tensor will own.
       const data = new Float32Array(floats);
-      return { done: workOnJob(job, data, slot.control, LANES_PER_WORKER, this.lut).then((failures) => ({ failures, data })), cancel };
+      const cache = job.cache === undefined ? null : (this.caches[job.cache] ?? null);
+      return { done: workOnJob(job, data, slot.control, LANES_PER_WORKER, this.lut, cache).then((failures) => ({ failures, data })), cancel };
     }
     if (floats > slot.floats) throw new Error(`batch of ${floats} floats does not fit slot of ${slot.floats}`);
     const id = this.nextId++;

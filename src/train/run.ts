@@ -80,6 +80,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       imageSize: c.image_size,
       valResize: c.val_resize ?? Math.round((c.image_size * 256) / 224),
       cropScale: c.crop_scale,
+      decodeCacheMiB: c.decode_cache_mb,
       strictData: c.strict_data,
       rank,
       worldSize,
