@@ -262,6 +262,9 @@ export function renderResults(dir: string): string {
         `and the GPU→host→GPU copies (≈ ${fmt(((2 * bytes) / 12e9) * 1000, 0)} ms at 12 GB/s PCIe). ` +
         `A ResNet50 step at batch 256 per GPU takes ${gpu ? `${fmt(stepMs, 0)} ms (measured, multigpu.json)` : 'about 700 ms on a V100-class GPU (fp32, ~350 img/s; an assumption until multigpu.json is measured)'}; ` +
         `for the all-reduce to stay under 10 % of it, each process needs ≳ ${fmt(needGBs, 1)} GB/s of ring bandwidth, i.e. sums running on cores that are not busy decoding images. ` +
+        `The reference's own setting is smaller per GPU: \`--batch-size 256\` over 4 GPUs is 64 per GPU, a step of about a quarter of that (≈ ${fmt((gpu ? stepMs : 700) / 4, 0)} ms), ` +
+        `so there the exchange (≈ ${fmt((ringBytes / (bus * 1e9)) * 1000 + ((2 * bytes) / 12e9) * 1000, 0)} ms before host-side work) is NOT well under a step: TensorFlow.js hands out gradients only after the whole backward pass, ` +
+        `so the exchange cannot overlap with it as PyTorch DDP's bucketed all-reduce does. Larger per-GPU batches (\`--batch-size 1024\` for 4 GPUs, with the learning rate scaled) amortise it. ` +
         `The commands that measure it on a GPU host are in bench/README.md.`, '');
     }
   }
