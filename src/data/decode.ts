@@ -316,18 +316,6 @@ async function libvipsResizeCrop(src: Source, rw: number, rh: number, crop: { le
 /** Size ratio from which large JPEGs take the shrink-on-load path. */
 export const SHRINK_ON_LOAD_RATIO = 3;
 
-/** Decodes and transforms `buf`, writing size²·3 normalised floats at out[offset…]. */
-export async function transformInto(
-  buf: Buffer,
-  spec: TransformSpec,
-  rng: Rng | null,
-  out: Float32Array,
-  offset: number,
-  lut: Float32Array,
-): Promise<void> {
-  (await prepareTransform(buf, spec, rng))(out, offset, lut);
-}
-
 /** Decode phase of the train/val transform; resolves to the resample phase. */
 export async function prepareTransform(buf: Buffer, spec: TransformSpec, rng: Rng | null): Promise<Finish> {
   // No await before the decode starts for JPEG/PNG/BMP: the caller reads the next file meanwhile.

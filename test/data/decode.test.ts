@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import seedrandom from 'seedrandom';
-import { SampleError, type TransformSpec, decodeBuffer, decodeSample, jpegDimensions, jpegHeader } from '../../src/data/decode.js';
+import { SampleError, type TransformSpec, decodeBuffer, decodeSample, jpegDimensions, jpegHeader, pngDimensions } from '../../src/data/decode.js';
 import { normalizationLut } from '../../src/data/transforms.js';
 
 const lut = normalizationLut();
@@ -172,5 +172,16 @@ describe('decode + transform', () => {
     }
     assert.equal(jpegDimensions(Buffer.from([0xff, 0xd8, 0xff])), null);
     assert.equal(jpegDimensions(Buffer.from('hello')), null);
+  });
+
+  test('PNG dimensions are read from IHDR; a cut-off PNG still fails in the decode', async () => {
+    for (const palette of [false, true]) {
+      const buf = await solid(123, 45, [9, 9, 9]).png({ palette }).toBuffer();
+      assert.deepEqual(pngDimensions(buf), { width: 123, height: 45 });
+    }
+    const png = await sharp(Buffer.from(Array.from({ length: 40 * 30 * 3 }, (_, i) => (i * 37) & 255)), { raw: { width: 40, height: 30, channels: 3 } }).png().toBuffer();
+    assert.equal(pngDimensions(png.subarray(0, 20)), null);
+    assert.equal(pngDimensions(Buffer.from('hello, not a png at all')), null);
+    await assert.rejects(decodeBuffer('cut.png', png.subarray(0, png.length >> 1), val(8, 10), null, new Float32Array(192), 0, lut), SampleError);
   });
 });
