@@ -34,6 +34,46 @@ export interface LoopContext {
    * in the progress output (a host read of every layer, so not every step).
    */
   sparsityProbe?: { every: number; total: () => number };
+  /**
+   * Data-parallel runs: sums `v` over all workers in place (an all-reduce). Every worker calls it
+   * at the same iterations (each print_freq-th and the last), so that the progress lines and
+   * TensorBoard scalars show the whole global batch, as the reference's DataParallel does.
+   */
+  combineMeters?: (v: Float32Array) => Promise<void>;
+}
+
+/**
+ * The loss/top-1/top-5 meters that progress lines and TensorBoard show: this worker's own, or,
+ * with `combine`, the global batch's (sums of every worker's meters, refreshed by sync()).
+ */
+class ShownMeters {
+  readonly shown: AverageMeter[];
+  constructor(
+    private readonly local: AverageMeter[],
+    private readonly combine?: (v: Float32Array) => Promise<void>,
+  ) {
+    this.shown = combine ? local.map((m) => new AverageMeter(m.name, m.fmt)) : local;
+  }
+
+  /** `lastN`: samples of this worker's latest batch (0 when its shard was empty). */
+  async sync(lastN: number): Promise<void> {
+    if (!this.combine) return;
+    const k = this.local.length;
+    // [val·n per meter, n, sum per meter, count]
+    const v = new Float32Array(2 * k + 2);
+    this.local.forEach((m, j) => {
+      v[j] = lastN > 0 ? m.val * lastN : 0;
+      v[k + 1 + j] = m.sum;
+    });
+    v[k] = lastN;
+    v[2 * k + 1] = this.local[0].count;
+    await this.combine(v);
+    this.shown.forEach((m, j) => {
+      if (v[k] > 0) m.val = v[j] / v[k];
+      m.sum = v[k + 1 + j];
+      m.count = v[2 * k + 1];
+    });
+  }
 }
 
 export interface EpochResult {
@@ -75,7 +115,8 @@ export async function trainOneEpoch(loader: DataLoader, optimizer: Optimizer, ep
   const top1 = new AverageMeter('Acc@1', (v) => v.toFixed(2).padStart(6));
   const top5 = new AverageMeter('Acc@5', (v) => v.toFixed(2).padStart(6));
   const sparsity = new AverageMeter('Sparsity', (v) => v.toFixed(2));
-  const meters = [batchTime, dataTime, losses, top1, top5, ...(ctx.sparsityProbe ? [sparsity] : [])];
+  const global = new ShownMeters([losses, top1, top5], ctx.combineMeters);
+  const meters = [batchTime, dataTime, ...global.shown, ...(ctx.sparsityProbe ? [sparsity] : [])];
   const progress = new Progress(loader.numBatches, `Epoch: [${epoch}]`, meters, ctx.printFreq, ctx.progress, ctx.log);
   // device-side metrics not yet read back: [loss, correct1, correct5, n]
   let pending: Array<[tf.Scalar, tf.Scalar, tf.Scalar, number]> = [];
@@ -95,7 +136,8 @@ export async function trainOneEpoch(loader: DataLoader, optimizer: Optimizer, ep
   let i = 0;
   for await (const batch of loader.epoch(epoch)) {
     dataTime.update((performance.now() - end) / 1000);
-    if (batch.size === 0) {
+    const n = batch.size;
+    if (n === 0) {
       // A data-parallel rank whose shard of a short last batch is empty (or all its files were
       // corrupt) still joins the all-reduce, contributing nothing, so every rank steps together.
       tf.dispose([batch.images, batch.labels]);
@@ -107,27 +149,26 @@ export async function trainOneEpoch(loader: DataLoader, optimizer: Optimizer, ep
         if (g !== zeros) tf.dispose(zeros);
         await ctx.afterStep?.(optimizer.steps);
       }
-      progress.update(i++, images);
-      end = performance.now();
-      continue;
+    } else {
+      const { loss, grads, correct1, correct5 } = computeGradients(model, ctx.criterion, batch);
+      let g = grads;
+      if (ctx.reduceGradients) g = await ctx.reduceGradients(grads, n);
+      optimizer.step(g);
+      tf.dispose(g);
+      if (g !== grads) tf.dispose(grads);
+      pending.push([loss, correct1, correct5, n]);
+      images += n;
+      tf.dispose([batch.images, batch.labels]);
+      await ctx.afterStep?.(optimizer.steps);
     }
-    const { loss, grads, correct1, correct5 } = computeGradients(model, ctx.criterion, batch);
-    let g = grads;
-    if (ctx.reduceGradients) g = await ctx.reduceGradients(grads, batch.size);
-    optimizer.step(g);
-    tf.dispose(g);
-    if (g !== grads) tf.dispose(grads);
-    pending.push([loss, correct1, correct5, batch.size]);
-    images += batch.size;
-    tf.dispose([batch.images, batch.labels]);
-    await ctx.afterStep?.(optimizer.steps);
     if (ctx.sparsityProbe && i % ctx.sparsityProbe.every === 0) sparsity.update(ctx.sparsityProbe.total());
     if (i % ctx.printFreq === 0 || i === loader.numBatches - 1) {
       await flush();
+      await global.sync(n);
       batchTime.update((performance.now() - end) / 1000);
       if (i % ctx.printFreq === 0 && ctx.writer) {
         const t = (loader.numBatches * epoch + i) * loader.batchSize;
-        for (const m of [batchTime, dataTime, losses, top1, top5]) {
+        for (const m of [batchTime, dataTime, ...global.shown]) {
           ctx.writer.addScalar(`train/${m.name}_val`, m.val, t);
           ctx.writer.addScalar(`train/${m.name}_avg`, m.avg, t);
         }
@@ -152,27 +193,29 @@ export async function validate(loader: DataLoader, ctx: LoopContext, epoch?: num
   const losses = new AverageMeter('Loss', (v) => v.toFixed(3));
   const top1 = new AverageMeter('Acc@1', (v) => v.toFixed(2).padStart(6));
   const top5 = new AverageMeter('Acc@5', (v) => v.toFixed(2).padStart(6));
-  const progress = new Progress(loader.numBatches, 'Test: ', [batchTime, losses, top1, top5], ctx.printFreq, ctx.progress, ctx.log);
+  const global = new ShownMeters([losses, top1, top5], ctx.combineMeters);
+  const progress = new Progress(loader.numBatches, 'Test: ', [batchTime, ...global.shown], ctx.printFreq, ctx.progress, ctx.log);
   const start = performance.now();
   let end = start;
   let images = 0;
   let i = 0;
   for await (const batch of loader.epoch(epoch ?? 0)) {
-    if (batch.size === 0) {
+    const n = batch.size;
+    if (n === 0) {
       tf.dispose([batch.images, batch.labels]);
-      progress.update(i++, images);
-      continue;
+    } else {
+      const [l, c1, c5] = tf.tidy(() => {
+        const logits = model.forward(batch.images) as tf.Tensor2D;
+        return [ctx.criterion(logits, batch.labels), ...topkCorrect(logits, batch.labels)];
+      });
+      const [lv, a1, a5] = await Promise.all([l.data(), c1.data(), c5.data()]);
+      tf.dispose([l, c1, c5, batch.images, batch.labels]);
+      losses.update(lv[0], n);
+      top1.update((100 * a1[0]) / n, n);
+      top5.update((100 * a5[0]) / n, n);
+      images += n;
     }
-    const [l, c1, c5] = tf.tidy(() => {
-      const logits = model.forward(batch.images) as tf.Tensor2D;
-      return [ctx.criterion(logits, batch.labels), ...topkCorrect(logits, batch.labels)];
-    });
-    const [lv, a1, a5] = await Promise.all([l.data(), c1.data(), c5.data()]);
-    tf.dispose([l, c1, c5, batch.images, batch.labels]);
-    losses.update(lv[0], batch.size);
-    top1.update((100 * a1[0]) / batch.size, batch.size);
-    top5.update((100 * a5[0]) / batch.size, batch.size);
-    images += batch.size;
+    if (i % ctx.printFreq === 0 || i === loader.numBatches - 1) await global.sync(n);
     batchTime.update((performance.now() - end) / 1000);
     progress.update(i, images);
     end = performance.now();
@@ -181,7 +224,7 @@ export async function validate(loader: DataLoader, ctx: LoopContext, epoch?: num
   progress.end();
   if (ctx.progress !== 'none') ctx.log(`${progress.line(loader.numBatches)}`);
   if (ctx.writer && epoch !== undefined) {
-    for (const m of [batchTime, losses, top1, top5]) ctx.writer.addScalar(`test/${m.name}_avg`, m.avg, epoch);
+    for (const m of [batchTime, ...global.shown]) ctx.writer.addScalar(`test/${m.name}_avg`, m.avg, epoch);
   }
   return { top1: top1.avg, top5: top5.avg, loss: losses.avg, images, seconds: (performance.now() - start) / 1000, skipped: loader.stats.skipped };
 }

@@ -180,7 +180,11 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       log(`=> resumed from ${c.resume} at epoch ${startEpoch} (best top-1 ${best.acc1.toFixed(2)})`);
     }
 
-    const ctx: LoopContext = { model, criterion, printFreq: c.print_freq, progress: lead ? c.progress : 'none', log, reduceGradients };
+    const ctx: LoopContext = {
+      model, criterion, printFreq: c.print_freq, progress: lead ? c.progress : 'none', log, reduceGradients,
+      // progress lines and TensorBoard show the global batch, not rank 0's shard
+      ...(coll && worldSize > 1 ? { combineMeters: (v: Float32Array) => coll.allReduceSum(v) } : {}),
+    };
     if (c.stats_every && c.conv_type !== 'DenseConv') ctx.sparsityProbe = { every: c.stats_every, total: () => totalSparsity(layerStats(model)).sparsity };
     await installTestHooks(model, ctx, rank);
     if (c.evaluate) {

@@ -169,6 +169,15 @@ export function assertBitIdenticalSteps(dir: string, steps: number): void {
 }
 
 /** `=> epoch N: … train … loss L … val top-1 V` lines of rank 0: [epoch, train loss, train top-1, val top-1]. */
+/** The progress lines' Acc@1/Acc@5 (value and running average) and loss, train and test, in order. */
+export function stepLines(stdout: string): Array<{ line: string; loss: number; acc: string }> {
+  const out = [];
+  for (const m of stdout.matchAll(/^((?:Epoch: \[\d+\]|Test: )\[\s*\d+\/\d+\]).*\tLoss ([\d.]+) \(\s*[\d.]+\)\t(Acc@1 .*)$/gm)) {
+    out.push({ line: m[1], loss: Number(m[2]), acc: m[3] });
+  }
+  return out;
+}
+
 export function epochLines(stdout: string): Array<{ epoch: number; trainLoss: number; trainTop1: number; valTop1: number }> {
   const out = [];
   for (const m of stdout.matchAll(/^=> epoch (\d+): .*train top-1 ([\d.]+) loss ([\d.]+) .*val top-1 ([\d.]+)/gm)) {

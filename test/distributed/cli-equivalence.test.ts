@@ -17,7 +17,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import {
-  TINY_MODEL, assertBitIdenticalSteps, assertRunsClose, checkpointOf, epochLines, runCli, runDirOf, tempDir, tinyData,
+  TINY_MODEL, assertBitIdenticalSteps, assertRunsClose, checkpointOf, epochLines, runCli, runDirOf, stepLines, tempDir, tinyData,
 } from './cli-common.js';
 
 const dirs: string[] = [];
@@ -67,6 +67,15 @@ async function compare(conv: string, opts: { seeded: boolean }) {
     assert.equal(e2[e].trainTop1, e1[e].trainTop1);
     assert.equal(e2[e].valTop1, e1[e].valTop1);
     assert.ok(Math.abs(e2[e].trainLoss - e1[e].trainLoss) <= 0.002 + 1e-3 * e1[e].trainLoss, `epoch ${e} train loss ${e2[e].trainLoss} vs ${e1[e].trainLoss}`);
+  }
+  // …and so do its per-step progress lines: the global batch's accuracy, not its own shard's
+  const [s1, s2] = [stepLines(r1.stdout), stepLines(r2.stdout)];
+  assert.equal(s2.length, s1.length);
+  assert.ok(s1.length >= 2 * (STEPS / 2 + 1), `progress lines, got ${s1.length}`);
+  for (let k = 0; k < s1.length; k++) {
+    assert.equal(s2[k].line, s1[k].line);
+    assert.equal(s2[k].acc, s1[k].acc, `${s1[k].line}: accuracy of the global batch`);
+    assert.ok(Math.abs(s2[k].loss - s1[k].loss) <= 0.002 + 1e-3 * s1[k].loss, `${s1[k].line}: loss ${s2[k].loss} vs ${s1[k].loss}`);
   }
 }
 
