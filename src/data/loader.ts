@@ -74,7 +74,7 @@ export class ImageFolderLoader implements DataLoader {
   stats: LoaderStats = { skipped: 0, skippedFiles: [] };
   private readonly warned = new Set<string>();
   private closed = false;
-  private readonly cache: number | null;
+  private readonly cache: number | null = null;
 
   constructor(
     private readonly split: ScannedSplit,
@@ -89,7 +89,13 @@ export class ImageFolderLoader implements DataLoader {
     this.numSamples = layout.numSamples;
     this.batchSize = o.batchSize / o.worldSize;
     pool.acquire();
-    this.cache = pool.createCache(split.files.length, o.decodeCacheBytes ?? 0);
+    try {
+      this.cache = pool.createCache(split.files.length, o.decodeCacheBytes ?? 0);
+    } catch (e) {
+      // a host with strict overcommit may refuse the reservation: carry on without the cache
+      if (!(e instanceof RangeError)) throw e;
+      o.log(`warning: no memory for the decoded-image cache of ${split.root} (${e.message}); lower --decode-cache-mb to keep one`);
+    }
   }
 
   get numFiles(): number {
