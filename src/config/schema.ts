@@ -507,6 +507,11 @@ export const QUIRK_FIXES: readonly QuirkFix[] = [
     decision: 'weight_decay (and st_decay) apply to Adam too, so STR thresholds can move under Adam.',
   },
   {
+    quirk: 30,
+    keys: ['set'],
+    decision: "Fixed: --set TinyImageNet reads the reference's HDF5 files through h5wasm (an npm dependency), where the reference needed h5py, missing from its requirements.",
+  },
+  {
     quirk: 32,
     keys: [],
     decision:

@@ -8,11 +8,12 @@ import { UserError } from '../util/errors.js';
 import { type DataLoader, ImageFolderLoader } from './loader.js';
 import { DecodePool } from './pool.js';
 import { type ScannedSplit, scanImageFolder } from './scan.js';
+import { type H5Split, TinyImageNetLoader, openTinyImageNetSplit, tinyImageNetFiles } from './tinyimagenet.js';
 import { DEFAULT_SCALE } from './transforms.js';
 
 export const DEFAULT_DECODE_CACHE_MIB = 512;
 
-export const DATASET_SETS = ['ImageNet', 'ImageFolder'] as const;
+export const DATASET_SETS = ['ImageNet', 'ImageFolder', 'TinyImageNet'] as const;
 export type DatasetSet = (typeof DATASET_SETS)[number];
 
 export interface DataOptions {
@@ -54,6 +55,7 @@ export interface Datasets {
 export function datasetRoot(data: string, set: string): string {
   if (set === 'ImageNet') return path.join(data, 'imagenet');
   if (set === 'ImageFolder') return data;
+  if (set === 'TinyImageNet') return path.join(data, 'tiny_imagenet');
   throw new UserError(`--set ${set} is not supported; accepted values: ${DATASET_SETS.join(', ')}`);
 }
 
@@ -98,6 +100,8 @@ export async function createDatasets(o: DataOptions): Promise<Datasets> {
   }
   if (o.seed !== undefined && !Number.isFinite(o.seed)) throw new UserError(`--seed must be a number, got ${o.seed}`);
 
+  if (o.set === 'TinyImageNet') return tinyImageNet(o, rank, worldSize, log);
+
   const t0 = Date.now();
   // Both scans run at once; a problem with train is reported first whichever finishes first.
   const scans = await Promise.allSettled([
@@ -135,4 +139,35 @@ export async function createDatasets(o: DataOptions): Promise<Datasets> {
     shuffle: false,
   });
   return { train: trainLoader, val: valLoader, classes: train.classes };
+}
+
+/** `--set TinyImageNet`: the reference's HDF5 files (tinyimagenet.ts). */
+async function tinyImageNet(o: DataOptions, rank: number, worldSize: number, log: (l: string) => void): Promise<Datasets> {
+  const files = tinyImageNetFiles(o.data);
+  const what = (split: string) => `${split} split (--data ${o.data} --set TinyImageNet)`;
+  const train = await openTinyImageNetSplit(files.train, what('train'));
+  let val: H5Split;
+  try {
+    val = await openTinyImageNetSplit(files.val, what('val'));
+  } catch (e) {
+    train.close();
+    throw e;
+  }
+  const classes = Math.max(train.numClasses, val.numClasses);
+  if (o.numClasses !== undefined && classes > o.numClasses) {
+    train.close();
+    val.close();
+    throw new UserError(`the model has ${o.numClasses} output classes but ${classes > train.numClasses ? files.val : files.train} has labels up to ${classes - 1}`);
+  }
+  log(
+    `=> data: ${train.count} train and ${val.count} val images of ${train.width}x${train.height} from ${path.dirname(files.train)} ` +
+      `(TinyImageNet HDF5: fed at their own size with flips only, as the reference; --image-size does not apply)`,
+  );
+  const seed = String(o.seed ?? randomInt(2 ** 31));
+  const common = { batchSize: o.batchSize, seed, rank, worldSize };
+  return {
+    train: new TinyImageNetLoader(train, { ...common, train: true }),
+    val: new TinyImageNetLoader(val, { ...common, train: false }),
+    classes: Array.from({ length: o.numClasses ?? classes }, (_, i) => String(i)),
+  };
 }

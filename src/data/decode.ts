@@ -336,7 +336,7 @@ async function prepareFromSource(src: Source, spec: TransformSpec, rng: Rng | nu
       const rh = Math.max(T, Math.round(src.height * sy));
       const crop = { left: Math.min(rw - T, Math.round(box.left * sx)), top: Math.min(rh - T, Math.round(box.top * sy)) };
       const px = await libvipsResizeCrop(src, rw, rh, crop, T);
-      return (out, offset, lut) => writeNormalized(px, T, flip, out, offset, lut);
+      return (out, offset, lut) => writeNormalized(px, T, T, flip, out, offset, lut);
     }
     const plan = planCropResize(box, T);
     const pixels = await decodeWindow(src, plan.left, plan.top, plan.width, plan.height);
@@ -347,27 +347,28 @@ async function prepareFromSource(src: Source, spec: TransformSpec, rng: Rng | nu
   if (c.left < 0 || c.top < 0) throw new Error(`val resize ${spec.resize} is smaller than the crop ${T}`);
   if (src.jpeg && src.complete && Math.min(src.width, src.height) >= SHRINK_ON_LOAD_RATIO * spec.resize) {
     const px = await libvipsResizeCrop(src, r.width, r.height, c, T);
-    return (out, offset, lut) => writeNormalized(px, T, false, out, offset, lut);
+    return (out, offset, lut) => writeNormalized(px, T, T, false, out, offset, lut);
   }
   const plan = planResizeCrop(src.width, src.height, r.width, r.height, c.left, c.top, T);
   const pixels = await decodeWindow(src, plan.left, plan.top, plan.width, plan.height);
   return (out, offset) => resampleNormalized(pixels, plan.width, plan.height, plan.h, plan.v, false, out, offset);
 }
 
-/** RGB uint8 HWC → normalised float32 at out[offset…], mirrored horizontally when `flip`. */
+/** RGB uint8 HWC (width × height) → normalised float32 at out[offset…], mirrored horizontally when `flip`. */
 export function writeNormalized(
   src: Uint8Array,
-  size: number,
+  width: number,
+  height: number,
   flip: boolean,
   out: Float32Array,
   offset: number,
   lut: Float32Array,
 ): void {
   let d = offset;
-  for (let y = 0; y < size; y++) {
-    const row = y * size;
-    for (let x = 0; x < size; x++) {
-      const s = (row + (flip ? size - 1 - x : x)) * 3;
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
+    for (let x = 0; x < width; x++) {
+      const s = (row + (flip ? width - 1 - x : x)) * 3;
       out[d] = lut[src[s]];
       out[d + 1] = lut[256 + src[s + 1]];
       out[d + 2] = lut[512 + src[s + 2]];

@@ -84,8 +84,8 @@ describe('createDatasets checks', () => {
       await d.val.close();
       await assert.rejects(createDatasets({ ...base, data: root, set: 'ImageFolder' }), /train split .*does not exist/);
       await assert.rejects(
-        createDatasets({ ...base, data: root, set: 'TinyImageNet' }),
-        (e: unknown) => e instanceof UserError && e.message === '--set TinyImageNet is not supported; accepted values: ImageNet, ImageFolder',
+        createDatasets({ ...base, data: root, set: 'CIFAR10' }),
+        (e: unknown) => e instanceof UserError && e.message === '--set CIFAR10 is not supported; accepted values: ImageNet, ImageFolder, TinyImageNet',
       );
     } finally {
       rmSync(root, { recursive: true, force: true });
