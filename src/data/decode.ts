@@ -115,7 +115,7 @@ export async function prepareSample(file: string, buf: Buffer, spec: TransformSp
 export function prepareFile(file: string, index: number, spec: TransformSpec, rng: Rng | null, cache: DecodedCache): Promise<Finish> {
   const hit = cache.get(index);
   if (hit) {
-    const src: Source = { ...hit, jpeg: false, complete: true, bytes: EMPTY, rgb: hit.rgb };
+    const src: Source = { ...hit, jpeg: false, complete: true, cmyk: false, bytes: EMPTY, rgb: hit.rgb };
     return namingFile(file, prepareFromSource(src, spec, rng));
   }
   const buf = readSample(file);
@@ -174,11 +174,12 @@ export function jpegDimensions(b: Uint8Array): { width: number; height: number }
  * file lacks it (entropy-coded data never contains FF D9), while one with a trailing EXIF
  * thumbnail's marker earlier in the file still counts as cut off.
  */
-export function jpegHeader(b: Uint8Array): { width: number; height: number; complete: boolean } | null {
+export function jpegHeader(b: Uint8Array): { width: number; height: number; complete: boolean; components: number } | null {
   if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return null;
   let p = 2;
   let width = 0;
   let height = 0;
+  let components = 0;
   while (p + 3 < b.length) {
     if (b[p] !== 0xff) return null;
     const m = b[p + 1];
@@ -194,6 +195,7 @@ export function jpegHeader(b: Uint8Array): { width: number; height: number; comp
     if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc && p + 9 < b.length) {
       height = (b[p + 5] << 8) | b[p + 6];
       width = (b[p + 7] << 8) | b[p + 8];
+      components = b[p + 9];
     }
     if (m === 0xda) {
       // start of scan: look for EOI after it, from the end (it is normally the last 2 bytes)
@@ -205,7 +207,7 @@ export function jpegHeader(b: Uint8Array): { width: number; height: number; comp
           break;
         }
       }
-      return { width, height, complete };
+      return { width, height, complete, components };
     }
     p += 2 + ((b[p + 2] << 8) | b[p + 3]);
   }
@@ -217,20 +219,29 @@ export function jpegHeader(b: Uint8Array): { width: number; height: number; comp
  * a JPEG without its end marker, decoded in full so that truncation is always detected (libvips
  * stops reading below the crop, PIL always loads the whole file).
  */
-type Source = { width: number; height: number; jpeg: boolean; complete: boolean; bytes: Buffer; rgb: Uint8Array | null };
+type Source = {
+  width: number;
+  height: number;
+  jpeg: boolean;
+  complete: boolean;
+  /** CMYK (or YCCK) pixels: converted to RGB with PIL's formula, not libvips' ICC transform. */
+  cmyk: boolean;
+  bytes: Buffer;
+  rgb: Uint8Array | null;
+};
 
 /** Formats whose size is read in JS (no sharp round trip); null for the others. */
 function probeSync(buf: Buffer): Source | null {
   if (buf[0] === 0x42 && buf[1] === 0x4d) {
     // 'BM': Windows bitmap, which libvips cannot read.
     const bmp = decodeBmp(buf);
-    return { width: bmp.width, height: bmp.height, jpeg: false, complete: true, bytes: buf, rgb: bmp.data };
+    return { width: bmp.width, height: bmp.height, jpeg: false, complete: true, cmyk: false, bytes: buf, rgb: bmp.data };
   }
   const h = jpegHeader(buf);
-  if (h) return { width: h.width, height: h.height, jpeg: true, complete: h.complete, bytes: buf, rgb: null };
+  if (h) return { width: h.width, height: h.height, jpeg: true, complete: h.complete, cmyk: h.components === 4, bytes: buf, rgb: null };
   const p = pngDimensions(buf);
   // Truncated PNGs still fail in the decode itself (failOn 'truncated'), as with sharp's probe.
-  return p ? { ...p, jpeg: false, complete: true, bytes: buf, rgb: null } : null;
+  return p ? { ...p, jpeg: false, complete: true, cmyk: false, bytes: buf, rgb: null } : null;
 }
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -254,7 +265,7 @@ async function probeWithSharp(buf: Buffer): Promise<Source> {
   if (!meta.width || !meta.height) throw new Error('image has no dimensions');
   const jpeg = meta.format === 'jpeg';
   const complete = !jpeg || (jpegHeader(buf)?.complete ?? false);
-  return { width: meta.width, height: meta.height, jpeg, complete, bytes: buf, rgb: null };
+  return { width: meta.width, height: meta.height, jpeg, complete, cmyk: meta.space === 'cmyk', bytes: buf, rgb: null };
 }
 
 // 'truncated' rejects cut-off files (PIL raises on them too) but tolerates the minor libjpeg
@@ -269,9 +280,7 @@ async function decodeWhole(src: Source): Promise<Buffer | Uint8Array> {
 /** RGB uint8 of the source rectangle, as PIL's convert('RGB') would give it. */
 async function decodeWindow(src: Source, left: number, top: number, width: number, height: number): Promise<Uint8Array> {
   if (!src.complete && !src.rgb) {
-    const { data, info } = await sharp(src.bytes, SHARP_INPUT).toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    checkShape(info, src.width, src.height);
-    src = { ...src, rgb: data };
+    src = { ...src, rgb: await rawRgb(sharp(src.bytes, SHARP_INPUT), src.cmyk, src.width, src.height) };
   }
   if (src.rgb) {
     const out = new Uint8Array(width * height * 3);
@@ -283,11 +292,38 @@ async function decodeWindow(src: Source, left: number, top: number, width: numbe
   }
   let img = sharp(src.bytes, SHARP_INPUT);
   if (left !== 0 || top !== 0 || width !== src.width || height !== src.height) img = img.extract({ left, top, width, height });
+  return rawRgb(img, src.cmyk, width, height);
+}
+
+/** The pipeline's output as packed RGB uint8, as PIL's convert('RGB') gives it. */
+async function rawRgb(img: sharp.Sharp, cmyk: boolean, width: number, height: number): Promise<Uint8Array> {
+  if (cmyk) {
+    // the decoded CMYK values as they are (no ICC round trip), then PIL's cmyk2rgb
+    const { data, info } = await img.pipelineColourspace('cmyk').toColourspace('cmyk').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    if (info.width !== width || info.height !== height || info.channels !== 4) {
+      throw new Error(`unexpected decoded shape ${info.width}x${info.height}x${info.channels}`);
+    }
+    return cmykToRgb(data);
+  }
   // Without a resize in the pipeline sharp does not premultiply, so dropping alpha keeps the
   // colour under transparent pixels, like PIL.
   const { data, info } = await img.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   checkShape(info, width, height);
   return data;
+}
+
+/** Pillow's cmyk2rgb (Convert.c): channel = (255 − K) − C·(255 − K)/255, rounded as its MULDIV255. */
+export function cmykToRgb(cmyk: Uint8Array): Uint8Array {
+  const n = cmyk.length >> 2;
+  const out = new Uint8Array(n * 3);
+  for (let p = 0; p < n; p++) {
+    const nk = 255 - cmyk[4 * p + 3];
+    for (let c = 0; c < 3; c++) {
+      const t = cmyk[4 * p + c] * nk + 128;
+      out[3 * p + c] = nk - ((t + (t >> 8)) >> 8);
+    }
+  }
+  return out;
 }
 
 function checkShape(info: sharp.OutputInfo, width: number, height: number): void {
@@ -328,7 +364,7 @@ async function prepareFromSource(src: Source, spec: TransformSpec, rng: Rng | nu
     if (!rng) throw new Error('train transform needs an rng');
     const box = sampleRandomResizedCrop(src.width, src.height, rng, spec.scale ?? DEFAULT_SCALE, spec.ratio ?? DEFAULT_RATIO);
     const flip = rng() < 0.5;
-    if (src.jpeg && src.complete && Math.min(box.width, box.height) >= SHRINK_ON_LOAD_RATIO * T) {
+    if (src.jpeg && src.complete && !src.cmyk && Math.min(box.width, box.height) >= SHRINK_ON_LOAD_RATIO * T) {
       // Resizing the whole image by the box's scale puts the box at the scaled offsets.
       const sx = T / box.width;
       const sy = T / box.height;
@@ -345,7 +381,7 @@ async function prepareFromSource(src: Source, spec: TransformSpec, rng: Rng | nu
   const r = resizeShorterSide(src.width, src.height, spec.resize);
   const c = centerCropBox(r.width, r.height, T);
   if (c.left < 0 || c.top < 0) throw new Error(`val resize ${spec.resize} is smaller than the crop ${T}`);
-  if (src.jpeg && src.complete && Math.min(src.width, src.height) >= SHRINK_ON_LOAD_RATIO * spec.resize) {
+  if (src.jpeg && src.complete && !src.cmyk && Math.min(src.width, src.height) >= SHRINK_ON_LOAD_RATIO * spec.resize) {
     const px = await libvipsResizeCrop(src, r.width, r.height, c, T);
     return (out, offset, lut) => writeNormalized(px, T, T, false, out, offset, lut);
   }
