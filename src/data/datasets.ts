@@ -161,7 +161,7 @@ async function tinyImageNet(o: DataOptions, rank: number, worldSize: number, log
   }
   log(
     `=> data: ${train.count} train and ${val.count} val images of ${train.width}x${train.height} from ${path.dirname(files.train)} ` +
-      `(TinyImageNet HDF5: fed at their own size with flips only, as the reference; --image-size does not apply)`,
+      `(TinyImageNet HDF5: fed at their own size with flips only, as the reference${o.imageSize === train.width && o.imageSize === train.height ? '' : `; --image-size ${o.imageSize} only sizes the summary's MAC counts`})`,
   );
   const seed = String(o.seed ?? randomInt(2 ** 31));
   const common = { batchSize: o.batchSize, seed, rank, worldSize };
