@@ -103,7 +103,7 @@ export const OPTIONS = {
   }),
   set: opt({
     flag: 'set', kind: 'enum', choices: DATASETS, schema: oneOf(DATASETS), default: 'ImageNet', group: 'Data',
-    help: 'dataset layout: ImageNet (<data>/imagenet/{train,val}), ImageFolder (<data>/{train,val}) or TinyImageNet',
+    help: 'dataset layout: ImageNet (<data>/imagenet/{train,val}), ImageFolder (<data>/{train,val}) or TinyImageNet (<data>/tiny_imagenet/{train,val}.h5)',
   }),
   workers: opt({
     flag: 'workers', aliases: ['j'], kind: 'int', schema: int(0), default: 20, group: 'Data',
