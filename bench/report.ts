@@ -245,7 +245,7 @@ export function renderResults(dir: string): string {
     out.push(`Sum of a ResNet50-sized gradient (${r.floats.toLocaleString('en-US')} float32 = ${fmt((r.floats * 4) / 1e6, 1)} MB) across ${r.ranks} processes on this machine; median of repetitions. busBW = algBW · 2(N−1)/N.`, '');
     out.push(table(['transport', 'ranks', 'MB', 'median ms', 'min ms', 'algBW GB/s', 'busBW GB/s', 'correct', 'ranks bit-identical'],
       r.results.map((x) => [String(x.transport), Number(x.ranks), fmt(x.megabytes as number, 1), fmt(x.medianMs as number), fmt(x.minMs as number), fmt(x.algBandwidthGBs as number, 2), fmt(x.busBandwidthGBs as number, 2), x.correct ? 'yes' : 'NO', x.bitIdentical ? 'yes' : 'NO'])), '');
-    if (r.hookOverhead) out.push(`Host-side cost around the sum (flatten, download, divide, rebuild ${r.hookOverhead.tensors} gradient tensors; ${r.hookOverhead.backend ?? 'cpu'} backend): ${fmt(r.hookOverhead.medianMs)} ms per step.`, '');
+    if (r.hookOverhead) out.push(`Host-side cost around the sum (download and flatten, weight, rebuild ${r.hookOverhead.tensors} gradient tensors; ${r.hookOverhead.backend ?? 'cpu'} backend): ${fmt(r.hookOverhead.medianMs)} ms per step.`, '');
     const local = r.results.find((x) => x.transport === 'local');
     ringMs = local?.medianMs as number | undefined;
     if (local) {

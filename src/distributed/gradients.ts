@@ -16,11 +16,11 @@ const HOST_BACKENDS = new Set(['cpu', 'wasm']);
  * keys tf.variableGrads uses) in an order every rank agrees on — the model's parameter order, NOT
  * sorted names: tf auto-numbers variable names per process.
  *
- * Each rank passes its mean gradient over its `samples` examples. The hook sums samples·grad and
- * samples over all ranks and divides: the gradient of the mean loss over the global batch (what
- * DataParallel computes), also for uneven shards and ranks with no samples at all. Every rank ends
- * with bit-identical gradients (one all-reduce, identical on all ranks, then the same division).
- * `hostMath` (default: on cpu/wasm) scales and divides in JS; otherwise both run on the device.
+ * Each rank passes its mean gradient over its `samples` examples. The hook sums the sample counts
+ * over all ranks (G), then sums (samples / G)·grad: the gradient of the mean loss over the global
+ * batch (what DataParallel computes), also for uneven shards and ranks with no samples at all.
+ * Every rank ends with bit-identical gradients (the all-reduce leaves the same bits on all ranks).
+ * `hostMath` (default: on cpu/wasm) weights the gradients in JS; otherwise on the device.
  */
 export function reduceGradientsHook(
   c: Collective,
@@ -41,22 +41,29 @@ export function reduceGradientsHook(
     const sizes = order.map((n) => grads[n].size);
     const total = sizes.reduce((a, b) => a + b, 0);
     const onHost = opts.hostMath ?? HOST_BACKENDS.has(tf.getBackend());
+    // The global sample count first (a few bytes), so that each rank can weight its gradient by
+    // samples / globalSamples while it is packed, and the summed buffer is the answer as it is.
+    const count = new Float32Array([samples]);
+    await c.allReduceSum(count);
+    const globalSamples = count[0];
+    if (!(globalSamples > 0)) throw new CollectiveError('reduceGradientsHook: no rank had any samples in this step');
+    const weight = samples / globalSamples;
     let flat: Float32Array;
     if (samples === 0) {
-      flat = new Float32Array(total + 1); // contributes nothing (its mean gradient is 0/0)
+      flat = new Float32Array(total); // contributes nothing (its mean gradient is 0/0)
     } else if (onHost) {
-      // host backends: scale while copying (tfjs-cpu's broadcasting mul is far slower than this loop)
-      flat = new Float32Array(total + 1);
+      // host backends: copy (a memcpy), then one in-place pass (faster than scaling while copying)
+      flat = new Float32Array(total);
       let off = 0;
       for (const n of order) {
         const d = (await grads[n].data()) as Float32Array;
-        scaleInto(flat, off, d, samples);
+        flat.set(d, off);
         off += d.length;
       }
-      flat[total] = samples;
+      if (weight !== 1) scaleInPlace(flat, weight);
     } else {
-      // device backends: one device→host transfer of [samples·g_1, …, samples·g_k, samples]
-      const t = tf.tidy(() => tf.concat([...order.map((n) => grads[n].reshape([-1])), tf.ones([1])]).mul(tf.scalar(samples)));
+      // device backends: one device→host transfer of the weighted, flattened gradients
+      const t = tf.tidy(() => tf.concat(order.map((n) => grads[n].reshape([-1]))).mul(tf.scalar(weight)));
       try {
         // a fresh result tensor, disposed below, so its host array may be summed into in place
         flat = (await t.data()) as Float32Array;
@@ -65,20 +72,17 @@ export function reduceGradientsHook(
       }
     }
     await c.allReduceSum(flat);
-    const globalSamples = flat[total];
-    if (!(globalSamples > 0)) throw new CollectiveError('reduceGradientsHook: no rank had any samples in this step');
     const out: Grads = {};
     if (onHost) {
-      // host backends: one in-place pass, and the tensors take the host array as is
-      divideInPlace(flat, total, globalSamples);
+      // host backends: the tensors take the host array as is
       let off = 0;
       for (let k = 0; k < order.length; k++) {
         out[order[k]] = tf.tensor(flat.subarray(off, off + sizes[k]), shapes[k], 'float32');
         off += sizes[k];
       }
     } else {
-      // device backends: one upload, the division and the split run on the device
-      const parts = tf.tidy(() => tf.split(tf.tensor1d(flat.subarray(0, total)).div(tf.scalar(globalSamples)), sizes));
+      // device backends: one upload, the split runs on the device
+      const parts = tf.tidy(() => tf.split(tf.tensor1d(flat), sizes));
       for (let k = 0; k < order.length; k++) {
         out[order[k]] = parts[k].reshape(shapes[k]);
         parts[k].dispose();
@@ -88,12 +92,9 @@ export function reduceGradientsHook(
   };
 }
 
-// small monomorphic loops, so V8 optimises them on their own
-function scaleInto(dst: Float32Array, off: number, src: Float32Array, k: number): void {
-  for (let i = 0; i < src.length; i++) dst[off + i] = src[i] * k;
-}
-function divideInPlace(a: Float32Array, n: number, k: number): void {
-  for (let i = 0; i < n; i++) a[i] = a[i] / k;
+// a small monomorphic loop, so V8 optimises it on its own
+function scaleInPlace(a: Float32Array, k: number): void {
+  for (let i = 0; i < a.length; i++) a[i] *= k;
 }
 
 type Syncable = tf.Variable | { variable: tf.Variable };

@@ -71,14 +71,20 @@ describe('data-parallel gradient averaging across worker processes', () => {
   }
 });
 
-/** A fake two-rank world seen from one rank: the other rank's contribution is added by hand. */
+/**
+ * A fake two-rank world seen from one rank: the other rank's contributions to the hook's two sums
+ * (its sample count, then its weighted gradients) are added by hand, in order.
+ */
 class FakePeer implements Collective {
   readonly rank = 0;
   readonly worldSize = 2;
   readonly transport = 'local' as const;
-  constructor(private readonly other: Float32Array) {}
+  private calls = 0;
+  constructor(private readonly other: Float32Array[]) {}
   async allReduceSum(buf: Float32Array) {
-    for (let i = 0; i < buf.length; i++) buf[i] += this.other[i];
+    const o = this.other[this.calls++];
+    assert.equal(buf.length, o.length, `sum ${this.calls}: buffer length`);
+    for (let i = 0; i < buf.length; i++) buf[i] += o[i];
   }
   async broadcast() {}
   async barrier() {}
@@ -92,8 +98,8 @@ describe('reduceGradientsHook (in process)', () => {
 
   for (const hostMath of [true, false]) {
     test(`weights each rank by its samples: (3·g0 + 1·g1) / 4, in the order given, without leaks (${hostMath ? 'host' : 'device'} division)`, async () => {
-      // the peer holds 1 sample with mean gradients a=[10, 20], b=[[1],[2],[3]] → buffer [1·b, 1·a, 1]
-      const peer = new FakePeer(Float32Array.of(1, 2, 3, 10, 20, 1));
+      // the peer holds 1 sample of 4 with mean gradients a=[10, 20], b=[[1],[2],[3]] → [1/4·b, 1/4·a]
+      const peer = new FakePeer([Float32Array.of(1), Float32Array.of(1, 2, 3, 10, 20).map((v) => v / 4)]);
       const hook = reduceGradientsHook(peer, ['b', 'a'], { hostMath });
       const grads = { a: tf.tensor1d([2, 4]), b: tf.tensor2d([[5], [6], [7]]) };
       const out = await assertNoLeak(async () => {
@@ -110,7 +116,8 @@ describe('reduceGradientsHook (in process)', () => {
   }
 
   test('a rank without samples contributes nothing, even with NaN gradients', async () => {
-    const peer = new FakePeer(Float32Array.of(4, 8, 2));
+    // the peer holds 2 samples with mean gradient [2, 4]: weight 2/2
+    const peer = new FakePeer([Float32Array.of(2), Float32Array.of(2, 4)]);
     const hook = reduceGradientsHook(peer, ['a']);
     const g = { a: tf.tensor1d([NaN, NaN]) };
     const o = await hook(g, 0);
@@ -119,7 +126,7 @@ describe('reduceGradientsHook (in process)', () => {
   });
 
   test('refuses gradients that do not match the order, and a step without samples anywhere', async () => {
-    const hook = reduceGradientsHook(new FakePeer(new Float32Array(3)), ['a']);
+    const hook = reduceGradientsHook(new FakePeer([new Float32Array(1)]), ['a']);
     const g = { a: tf.tensor1d([1, 2]), z: tf.scalar(1) };
     await assert.rejects(hook(g, 1), /unexpected z/);
     await assert.rejects(hook({ a: g.a }, 0), /no rank had any samples/);
