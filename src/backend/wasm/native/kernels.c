@@ -530,6 +530,18 @@ __attribute__((export_name("conv_filter_grad"))) void conv_filter_grad(
 // ---- fused training ops: BatchNorm (+ residual add + ReLU), STR soft threshold, SGD update ----
 // Layout for BatchNorm: x is [R][C] (NHWC flattened, R = N*H*W), per-channel statistics.
 
+// Four channels of the BatchNorm sums, in float64: s1 += a, s2 += a·b.
+static inline void sum_and_dot4(double *s1, double *s2, v128_t a, v128_t b) {
+  const v128_t alo = wasm_f64x2_promote_low_f32x4(a);
+  const v128_t ahi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(a, a, 2, 3, 0, 1));
+  const v128_t blo = wasm_f64x2_promote_low_f32x4(b);
+  const v128_t bhi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(b, b, 2, 3, 0, 1));
+  wasm_v128_store(s1, wasm_f64x2_add(wasm_v128_load(s1), alo));
+  wasm_v128_store(s1 + 2, wasm_f64x2_add(wasm_v128_load(s1 + 2), ahi));
+  wasm_v128_store(s2, wasm_f64x2_add(wasm_v128_load(s2), wasm_f64x2_mul(alo, blo)));
+  wasm_v128_store(s2 + 2, wasm_f64x2_add(wasm_v128_load(s2 + 2), wasm_f64x2_mul(ahi, bhi)));
+}
+
 // Training-mode BatchNorm forward (PyTorch semantics):
 //   mean = Σx/R, var = Σx²/R − mean² (biased; sums in float64), invstd = 1/sqrt(var + eps)
 //   y = (x − mean)·(γ·invstd) + β  [+ res]  [then max(0, ·)]
@@ -548,12 +560,7 @@ __attribute__((export_name("bn_fwd"))) void bn_fwd(
     int c = 0;
     for (; c < C4; c += 4) {
       const v128_t v = wasm_v128_load(xr + c);
-      const v128_t lo = wasm_f64x2_promote_low_f32x4(v);
-      const v128_t hi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
-      wasm_v128_store(s1 + c, wasm_f64x2_add(wasm_v128_load(s1 + c), lo));
-      wasm_v128_store(s1 + c + 2, wasm_f64x2_add(wasm_v128_load(s1 + c + 2), hi));
-      wasm_v128_store(s2 + c, wasm_f64x2_add(wasm_v128_load(s2 + c), wasm_f64x2_mul(lo, lo)));
-      wasm_v128_store(s2 + c + 2, wasm_f64x2_add(wasm_v128_load(s2 + c + 2), wasm_f64x2_mul(hi, hi)));
+      sum_and_dot4(s1 + c, s2 + c, v, v);
     }
     for (; c < C; c++) {
       const double v = (double)xr[c];
@@ -617,14 +624,7 @@ __attribute__((export_name("bn_bwd"))) void bn_bwd(
       if (y) g = wasm_v128_and(g, wasm_f32x4_gt(wasm_v128_load(y + o + c), zero));
       if (dres) wasm_v128_store(dres + o + c, g);
       const v128_t t = wasm_f32x4_sub(wasm_v128_load(x + o + c), wasm_v128_load(mean + c));
-      const v128_t glo = wasm_f64x2_promote_low_f32x4(g);
-      const v128_t ghi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(g, g, 2, 3, 0, 1));
-      const v128_t tlo = wasm_f64x2_promote_low_f32x4(t);
-      const v128_t thi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(t, t, 2, 3, 0, 1));
-      wasm_v128_store(s1 + c, wasm_f64x2_add(wasm_v128_load(s1 + c), glo));
-      wasm_v128_store(s1 + c + 2, wasm_f64x2_add(wasm_v128_load(s1 + c + 2), ghi));
-      wasm_v128_store(s2 + c, wasm_f64x2_add(wasm_v128_load(s2 + c), wasm_f64x2_mul(glo, tlo)));
-      wasm_v128_store(s2 + c + 2, wasm_f64x2_add(wasm_v128_load(s2 + c + 2), wasm_f64x2_mul(ghi, thi)));
+      sum_and_dot4(s1 + c, s2 + c, g, t);
     }
     for (; c < C; c++) {
       float g = dy[o + c];
