@@ -8,7 +8,7 @@ import { UserError } from '../util/errors.js';
 import { type DataLoader, ImageFolderLoader } from './loader.js';
 import { DecodePool } from './pool.js';
 import { type ScannedSplit, scanImageFolder } from './scan.js';
-import { type H5Split, TinyImageNetLoader, openTinyImageNetSplit, tinyImageNetFiles } from './tinyimagenet.js';
+import { type H5Split, type TinyImageNetOptions, TinyImageNetLoader, openTinyImageNetSplit, tinyImageNetFiles } from './tinyimagenet.js';
 import { DEFAULT_SCALE } from './transforms.js';
 
 export const DEFAULT_DECODE_CACHE_MIB = 512;
@@ -100,7 +100,9 @@ export async function createDatasets(o: DataOptions): Promise<Datasets> {
   }
   if (o.seed !== undefined && !Number.isFinite(o.seed)) throw new UserError(`--seed must be a number, got ${o.seed}`);
 
-  if (o.set === 'TinyImageNet') return tinyImageNet(o, rank, worldSize, log);
+  // An unseeded run still needs one seed shared by the permutation and the per-sample streams.
+  const seed = String(o.seed ?? randomInt(2 ** 31));
+  if (o.set === 'TinyImageNet') return tinyImageNet(o, { batchSize: o.batchSize, seed, rank, worldSize }, log);
 
   const t0 = Date.now();
   // Both scans run at once; a problem with train is reported first whichever finishes first.
@@ -123,8 +125,6 @@ export async function createDatasets(o: DataOptions): Promise<Datasets> {
     `=> data: ${train.files.length} train and ${val.files.length} val images in ${train.classes.length} classes from ${root} (scanned in ${((Date.now() - t0) / 1000).toFixed(1)} s)`,
   );
 
-  // An unseeded run still needs one seed shared by the permutation and the per-sample streams.
-  const seed = String(o.seed ?? randomInt(2 ** 31));
   const pool = new DecodePool(o.workers);
   const decodeCacheBytes = (o.decodeCacheMiB ?? DEFAULT_DECODE_CACHE_MIB) * 2 ** 20;
   const common = { batchSize: o.batchSize, seed, rank, worldSize, strictData: o.strictData, log, prefetch: o.prefetch, decodeCacheBytes };
@@ -142,7 +142,7 @@ export async function createDatasets(o: DataOptions): Promise<Datasets> {
 }
 
 /** `--set TinyImageNet`: the reference's HDF5 files (tinyimagenet.ts). */
-async function tinyImageNet(o: DataOptions, rank: number, worldSize: number, log: (l: string) => void): Promise<Datasets> {
+async function tinyImageNet(o: DataOptions, common: Omit<TinyImageNetOptions, 'train'>, log: (l: string) => void): Promise<Datasets> {
   const files = tinyImageNetFiles(o.data);
   const what = (split: string) => `${split} split (--data ${o.data} --set TinyImageNet)`;
   const train = await openTinyImageNetSplit(files.train, what('train'));
@@ -163,8 +163,6 @@ async function tinyImageNet(o: DataOptions, rank: number, worldSize: number, log
     `=> data: ${train.count} train and ${val.count} val images of ${train.width}x${train.height} from ${path.dirname(files.train)} ` +
       `(TinyImageNet HDF5: fed at their own size with flips only, as the reference${o.imageSize === train.width && o.imageSize === train.height ? '' : `; --image-size ${o.imageSize} only sizes the summary's MAC counts`})`,
   );
-  const seed = String(o.seed ?? randomInt(2 ** 31));
-  const common = { batchSize: o.batchSize, seed, rank, worldSize };
   return {
     train: new TinyImageNetLoader(train, { ...common, train: true }),
     val: new TinyImageNetLoader(val, { ...common, train: false }),

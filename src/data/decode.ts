@@ -115,19 +115,18 @@ export async function prepareSample(file: string, buf: Buffer, spec: TransformSp
 export function prepareFile(file: string, index: number, spec: TransformSpec, rng: Rng | null, cache: DecodedCache): Promise<Finish> {
   const hit = cache.get(index);
   if (hit) {
-    const src: Source = { ...hit, jpeg: false, complete: true, cmyk: false, bytes: EMPTY, rgb: hit.rgb };
+    const src: Source = { ...hit, jpeg: false, complete: true, cmyk: false, bytes: EMPTY };
     return namingFile(file, prepareFromSource(src, spec, rng));
   }
   const buf = readSample(file);
   return namingFile(
     file,
     (async () => {
-      let src = probeSync(buf) ?? (await probeWithSharp(buf));
-      if (cacheable(src, spec)) {
-        src = { ...src, rgb: await decodeWhole(src) };
-        cache.put(index, src.width, src.height, src.rgb!);
-      }
-      return prepareFromSource(src, spec, rng);
+      const src = probeSync(buf) ?? (await probeWithSharp(buf));
+      if (!cacheable(src, spec)) return prepareFromSource(src, spec, rng);
+      const rgb = await decodeWhole(src);
+      cache.put(index, src.width, src.height, rgb);
+      return prepareFromSource({ ...src, rgb }, spec, rng);
     })(),
   );
 }
@@ -135,12 +134,17 @@ export function prepareFile(file: string, index: number, spec: TransformSpec, rn
 const EMPTY = Buffer.alloc(0);
 
 /**
- * Small enough to cache, and decoded the same whole as cropped: not a JPEG that the transform
- * could send down the shrink-on-load path (which needs min side ≥ 3·size), nor a cut-off one.
+ * Small enough to cache, and decoded the same whole as cropped: not cut off, and not a JPEG that
+ * the transform could send down the shrink-on-load path (which needs min side ≥ 3·size).
  */
 function cacheable(src: Source, spec: TransformSpec): boolean {
   if (src.width * src.height > MAX_CACHED_PIXELS || !src.complete) return false;
-  return !src.jpeg || Math.min(src.width, src.height) < SHRINK_ON_LOAD_RATIO * spec.size;
+  return !canShrinkOnLoad(src) || Math.min(src.width, src.height) < SHRINK_ON_LOAD_RATIO * spec.size;
+}
+
+/** libvips can decode this at 1/2, 1/4 or 1/8 scale: a whole RGB/grey JPEG. */
+function canShrinkOnLoad(src: Source): boolean {
+  return src.jpeg && src.complete && !src.cmyk;
 }
 
 async function namingFile(file: string, prepared: Promise<Finish>): Promise<Finish> {
@@ -273,7 +277,7 @@ async function probeWithSharp(buf: Buffer): Promise<Source> {
 const SHARP_INPUT = { failOn: 'truncated' } as const;
 
 /** The whole image as RGB uint8 (what decodeWindow gives for the full rectangle). */
-async function decodeWhole(src: Source): Promise<Buffer | Uint8Array> {
+async function decodeWhole(src: Source): Promise<Uint8Array> {
   return src.rgb ?? decodeWindow(src, 0, 0, src.width, src.height);
 }
 
@@ -300,9 +304,7 @@ async function rawRgb(img: sharp.Sharp, cmyk: boolean, width: number, height: nu
   if (cmyk) {
     // the decoded CMYK values as they are (no ICC round trip), then PIL's cmyk2rgb
     const { data, info } = await img.pipelineColourspace('cmyk').toColourspace('cmyk').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    if (info.width !== width || info.height !== height || info.channels !== 4) {
-      throw new Error(`unexpected decoded shape ${info.width}x${info.height}x${info.channels}`);
-    }
+    checkShape(info, width, height, 4);
     return cmykToRgb(data);
   }
   // Without a resize in the pipeline sharp does not premultiply, so dropping alpha keeps the
@@ -326,8 +328,8 @@ export function cmykToRgb(cmyk: Uint8Array): Uint8Array {
   return out;
 }
 
-function checkShape(info: sharp.OutputInfo, width: number, height: number): void {
-  if (info.width !== width || info.height !== height || info.channels !== 3) {
+function checkShape(info: sharp.OutputInfo, width: number, height: number, channels = 3): void {
+  if (info.width !== width || info.height !== height || info.channels !== channels) {
     throw new Error(`unexpected decoded shape ${info.width}x${info.height}x${info.channels}`);
   }
 }
@@ -364,7 +366,7 @@ async function prepareFromSource(src: Source, spec: TransformSpec, rng: Rng | nu
     if (!rng) throw new Error('train transform needs an rng');
     const box = sampleRandomResizedCrop(src.width, src.height, rng, spec.scale ?? DEFAULT_SCALE, spec.ratio ?? DEFAULT_RATIO);
     const flip = rng() < 0.5;
-    if (src.jpeg && src.complete && !src.cmyk && Math.min(box.width, box.height) >= SHRINK_ON_LOAD_RATIO * T) {
+    if (canShrinkOnLoad(src) && Math.min(box.width, box.height) >= SHRINK_ON_LOAD_RATIO * T) {
       // Resizing the whole image by the box's scale puts the box at the scaled offsets.
       const sx = T / box.width;
       const sy = T / box.height;
@@ -381,7 +383,7 @@ async function prepareFromSource(src: Source, spec: TransformSpec, rng: Rng | nu
   const r = resizeShorterSide(src.width, src.height, spec.resize);
   const c = centerCropBox(r.width, r.height, T);
   if (c.left < 0 || c.top < 0) throw new Error(`val resize ${spec.resize} is smaller than the crop ${T}`);
-  if (src.jpeg && src.complete && !src.cmyk && Math.min(src.width, src.height) >= SHRINK_ON_LOAD_RATIO * spec.resize) {
+  if (canShrinkOnLoad(src) && Math.min(src.width, src.height) >= SHRINK_ON_LOAD_RATIO * spec.resize) {
     const px = await libvipsResizeCrop(src, r.width, r.height, c, T);
     return (out, offset, lut) => writeNormalized(px, T, T, false, out, offset, lut);
   }
