@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import sharp from 'sharp';
+import { ioReason } from '../util/errors.js';
 import { type DecodedCache, MAX_CACHED_PIXELS } from './decoded-cache.js';
 import { planCropResize, planResizeCrop, resampleNormalized } from './resample.js';
 import {
@@ -76,7 +77,7 @@ export function readSample(file: string): Buffer {
   try {
     buf = readFileSync(file);
   } catch (e) {
-    throw new SampleError(file, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new SampleError(file, `cannot read (${ioReason(e)})`);
   }
   if (buf.length === 0) throw new SampleError(file, 'empty file (0 bytes)');
   return buf;

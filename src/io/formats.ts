@@ -1,6 +1,6 @@
 /** Tells the checkpoint formats apart by their first bytes (file extensions are not reliable). */
 import * as fs from 'node:fs';
-import { UserError } from '../util/errors.js';
+import { UserError, ioReason } from '../util/errors.js';
 
 export type CheckpointFormat = 'safetensors' | 'torch-zip' | 'torch-legacy';
 
@@ -25,7 +25,7 @@ export function sniffCheckpointFile(path: string): CheckpointFormat {
       fs.closeSync(fd);
     }
   } catch (e) {
-    throw new UserError(`${path}: cannot read checkpoint (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new UserError(`${path}: cannot read checkpoint (${ioReason(e)})`);
   }
   const f = sniffCheckpointFormat(head.subarray(0, n));
   if (!f) throw new UserError(`${path}: not a checkpoint (expected a .safetensors file or a PyTorch .pth/.state)`);

@@ -8,12 +8,11 @@
  * implementation: known dtypes, offsets that tile the data section exactly, sizes that match
  * shapes, header ≤ 100 MB.
  */
-import * as fs from 'node:fs';
 import type { DType, HostTensor, StateDict } from './host-tensor.js';
 import { numel } from './host-tensor.js';
 import { checkHostTensor, elementSize, hostDataBytes, hostDataFromBytes } from './dtypes.js';
 import { writeFileAtomic, writeFileAtomicSync } from './atomic.js';
-import { UserError } from '../util/errors.js';
+import { UserError, readUserFile, readUserFileAsync } from '../util/errors.js';
 
 const CODE_OF: Record<DType, string> = {
   float32: 'F32',
@@ -173,21 +172,9 @@ export function safetensorsFromBuffer(buf: Uint8Array, source = '<buffer>'): Saf
 }
 
 export async function readSafetensors(path: string): Promise<SafetensorsContent> {
-  let buf: Buffer;
-  try {
-    buf = await fs.promises.readFile(path);
-  } catch (e) {
-    throw new UserError(`${path}: cannot read safetensors file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return safetensorsFromBuffer(buf, path);
+  return safetensorsFromBuffer(await readUserFileAsync(path, 'safetensors file'), path);
 }
 
 export function readSafetensorsSync(path: string): SafetensorsContent {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(path);
-  } catch (e) {
-    throw new UserError(`${path}: cannot read safetensors file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return safetensorsFromBuffer(buf, path);
+  return safetensorsFromBuffer(readUserFile(path, 'safetensors file'), path);
 }

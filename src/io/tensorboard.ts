@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import protobuf from 'protobufjs';
 import { frameRecord, RecordCorruptError, unframeRecords } from './tfrecord.js';
-import { UserError } from '../util/errors.js';
+import { UserError, readUserFile } from '../util/errors.js';
 
 const SCHEMA = `
 syntax = "proto3";
@@ -182,12 +182,7 @@ export interface EventFileContent {
 
 /** Reads an event file record by record, checking both CRCs of every record (UserError on mismatch). */
 export function readEventFile(file: string): EventFileContent {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch (e) {
-    throw new UserError(`${file}: cannot read event file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const buf = readUserFile(file, 'event file');
   let un: ReturnType<typeof unframeRecords>;
   try {
     un = unframeRecords(buf);

@@ -9,9 +9,8 @@
  * Zip parsing uses fflate (maintained, dependency-free, handles stored/deflated entries and
  * zip64); the torch-specific layout on top of it is ours.
  */
-import * as fs from 'node:fs';
 import { unzipSync } from 'fflate';
-import { UserError } from '../../util/errors.js';
+import { UserError, readUserFile } from '../../util/errors.js';
 import { elementSize } from '../dtypes.js';
 import type { DType } from '../host-tensor.js';
 import { materialize } from './materialize.js';
@@ -166,11 +165,5 @@ export function readTorchCheckpoint(path: string): PyValue {
 }
 
 export function readTorchCheckpointInfo(path: string): TorchCheckpointInfo {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(path);
-  } catch (e) {
-    throw new UserError(`${path}: cannot read checkpoint (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return readTorchCheckpointBuffer(buf, path);
+  return readTorchCheckpointBuffer(readUserFile(path, 'checkpoint'), path);
 }
