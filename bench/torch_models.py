@@ -13,8 +13,12 @@ correct counts, backward, SGD (momentum 0.9, coupled weight decay), loss read ba
 Protocol: one JSON object per line on stdin, one JSON result per line on stdout after '@@bench ':
   {"cmd": "info"}
   {"cmd": "run", "arch": "ResNet18", "conv": "STRConv", "size": 32, "batch": 32, "mode": "train",
-   "steps": 10, "warmup": 2, "classes": 1000, "sInit": -3200, "pruneRate": 0.9}
-Runs until stdin closes. Usage: python3 bench/torch_models.py [--threads 2]
+   "steps": 10, "warmup": 2, "classes": 1000, "sInit": -3200, "pruneRate": 0.9,
+   "device": "cpu" | "cuda", "precision": "fp32" | "default"}
+On CUDA, "precision" chooses strict float32 (TF32 off for cuBLAS matmuls and cuDNN convolutions)
+or PyTorch's own defaults (cuDNN convolutions may use TF32); the reply says which flags were in
+force. Timing needs no extra synchronisation: every timed window ends with loss.item(), which
+waits for the GPU. Runs until stdin closes. Usage: python3 bench/torch_models.py [--threads 2]
 """
 import argparse
 import json
@@ -22,6 +26,7 @@ import math
 import resource
 import sys
 import time
+import warnings
 
 import torch
 import torch.nn as nn
@@ -202,6 +207,57 @@ def create(arch, conv_type, classes, s_init, prune_rate):
     raise ValueError(f'unknown arch {arch}')
 
 
+# ---------------------------------------------------------------- float32 precision (CUDA)
+
+# PyTorch >= 2.9 has per-backend fp32_precision settings and refuses a mix of them with the older
+# allow_tf32 flags, so exactly one of the two APIs is used: the new one where it exists.
+def _has_new_tf32_api():
+    try:  # torch.backends.cuda.matmul raises AssertionError, not AttributeError, for unknown names
+        torch.backends.cuda.matmul.fp32_precision
+        return hasattr(torch.backends.cudnn, 'conv')
+    except (AttributeError, AssertionError):
+        return False
+
+
+_NEW_TF32_API = _has_new_tf32_api()
+
+
+def _tf32_state():
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        if _NEW_TF32_API:
+            return {'api': 'fp32_precision', 'matmul': torch.backends.cuda.matmul.fp32_precision,
+                    'cudnnConv': torch.backends.cudnn.conv.fp32_precision}
+        return {'api': 'allow_tf32', 'matmul': torch.backends.cuda.matmul.allow_tf32,
+                'cudnnConv': torch.backends.cudnn.allow_tf32}
+
+
+DEFAULT_TF32 = _tf32_state()  # PyTorch's defaults, read before anything changes them
+
+
+def set_precision(precision):
+    """'fp32': TF32 off for matmuls and convolutions; 'default': PyTorch's defaults. Returns the flags."""
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        if precision == 'fp32':
+            if _NEW_TF32_API:
+                torch.backends.cuda.matmul.fp32_precision = 'ieee'
+                torch.backends.cudnn.conv.fp32_precision = 'ieee'
+            else:
+                torch.backends.cuda.matmul.allow_tf32 = False
+                torch.backends.cudnn.allow_tf32 = False
+        elif precision == 'default':
+            if _NEW_TF32_API:
+                torch.backends.cuda.matmul.fp32_precision = DEFAULT_TF32['matmul']
+                torch.backends.cudnn.conv.fp32_precision = DEFAULT_TF32['cudnnConv']
+            else:
+                torch.backends.cuda.matmul.allow_tf32 = DEFAULT_TF32['matmul']
+                torch.backends.cudnn.allow_tf32 = DEFAULT_TF32['cudnnConv']
+        else:
+            raise ValueError(f"precision must be 'fp32' or 'default', got {precision!r}")
+    return _tf32_state()
+
+
 # ---------------------------------------------------------------- timing
 
 def peak_rss_bytes():
@@ -224,6 +280,11 @@ def run(req):
     classes = req.get('classes', 1000)
     batch, size = req['batch'], req['size']
     device = torch.device(req.get('device', 'cpu'))
+    cuda = device.type == 'cuda'
+    precision = set_precision(req.get('precision', 'fp32')) if cuda else None
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
     model = create(req['arch'], req['conv'], classes, req.get('sInit', -3200.0), req.get('pruneRate', 0.9)).to(device)
     criterion = nn.CrossEntropyLoss(label_smoothing=req.get('labelSmoothing', 0.1))
     x = torch.randn(batch, 3, size, size, device=device)
@@ -279,7 +340,15 @@ def run(req):
     out = {'stepMs': times, 'warmup': warm, 'loss': loss, 'finite': math.isfinite(loss),
            'rssAfterWarmupBytes': rss_after_warmup, 'rssBytes': rss_bytes(), 'peakRssBytes': peak_rss_bytes(),
            'params': sum(p.numel() for p in model.parameters())}
+    if cuda:
+        out['precision'] = precision
+        out['gpuPeakBytes'] = torch.cuda.max_memory_allocated()
+        out['gpuBytes'] = torch.cuda.memory_allocated()
     del model
+    if train:
+        del opt
+    if cuda:
+        torch.cuda.empty_cache()
     return out
 
 
@@ -298,6 +367,12 @@ def main():
                 res = {'torch': torch.__version__, 'threads': torch.get_num_threads(),
                        'python': sys.version.split()[0], 'mkldnn': torch.backends.mkldnn.is_available(),
                        'cuda': torch.cuda.is_available()}
+                if res['cuda']:
+                    p = torch.cuda.get_device_properties(0)
+                    res.update({'device': torch.cuda.get_device_name(0), 'cudaVersion': torch.version.cuda,
+                                'cudnn': torch.backends.cudnn.version(), 'multiprocessors': p.multi_processor_count,
+                                'gpuMemoryBytes': p.total_memory, 'defaultTf32': DEFAULT_TF32,
+                                'cudnnBenchmark': torch.backends.cudnn.benchmark})
             elif req['cmd'] == 'run':
                 res = run(req)
             else:
