@@ -7,7 +7,7 @@
  * Each configuration runs in a fresh child process (so peak RSS is its own), ours and torch's
  * alternating, `reps` times; the median is reported. Every run has one warm-up epoch.
  *
- *   node --import tsx bench/loader.ts [--quick] [--no-torch] [--dir DIR] [--out FILE]
+ *   node --import tsx bench/loader.ts [--quick] [--no-torch] [--dir DIR] [--out FILE] [--workers 14] [--per-class 200]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -24,6 +24,15 @@ export interface LoaderBenchOptions {
   dir?: string;
   /** Run the torchvision baseline when available (default true). */
   torch?: boolean;
+  /** Worker (decode thread / DataLoader process) counts to measure (default 1 and 2). */
+  workers?: number[];
+  /** Train images per class of the synthetic dataset (10 classes; default quick 30, full 100; val: half). */
+  perClass?: number;
+  /** Epochs per run, the first untimed (default quick 2, full 3), and runs per configuration (quick 1, full 3). */
+  epochs?: number;
+  reps?: number;
+  /** Also time decoding behind a blocking 100 ms step (default true). */
+  overlap?: boolean;
   log?: (line: string) => void;
 }
 
@@ -45,7 +54,7 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-async function ensureDataset(dir: string, quick: boolean, log: (l: string) => void): Promise<void> {
+async function ensureDataset(dir: string, perClass: number, log: (l: string) => void): Promise<void> {
   const marker = path.join(dir, '.complete');
   if (existsSync(marker)) return;
   const { writeSyntheticImageFolder } = await import('../src/data/synthetic.js');
@@ -53,8 +62,8 @@ async function ensureDataset(dir: string, quick: boolean, log: (l: string) => vo
   await writeSyntheticImageFolder({
     out: dir,
     classes: 10,
-    perClass: quick ? 30 : 100,
-    valPerClass: quick ? 20 : 50,
+    perClass,
+    valPerClass: Math.ceil(perClass / 2),
     size: [500, 375],
     seed: 1,
     log,
@@ -151,14 +160,15 @@ function runTorch(py: string, dir: string, cfg: Config, epochs: number): ChildRe
 
 export async function benchLoader(opts: LoaderBenchOptions): Promise<object> {
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  const dir = opts.dir ?? path.join(os.tmpdir(), `str-train-bench-loader-${opts.quick ? 'quick' : 'full'}`);
+  const perClass = opts.perClass ?? (opts.quick ? 30 : 100);
+  const dir = opts.dir ?? path.join(os.tmpdir(), `str-train-bench-loader-${opts.quick ? 'quick' : 'full'}${opts.perClass ? `-${perClass}` : ''}`);
   mkdirSync(dir, { recursive: true });
-  await ensureDataset(dir, opts.quick, log);
+  await ensureDataset(dir, perClass, log);
   const py = opts.torch === false ? null : torchAvailable();
   if (!py && opts.torch !== false) log('loader bench: torchvision not found (apt-get install python3-torchvision); skipping the baseline');
-  const epochs = opts.quick ? 2 : 3;
-  const reps = opts.quick ? 1 : 3;
-  const configs: Config[] = [1, 2].flatMap((workers) => (['train', 'val'] as const).map((transform) => ({ workers, transform })));
+  const epochs = opts.epochs ?? (opts.quick ? 2 : 3);
+  const reps = opts.reps ?? (opts.quick ? 1 : 3);
+  const configs: Config[] = (opts.workers ?? [1, 2]).flatMap((workers) => (['train', 'val'] as const).map((transform) => ({ workers, transform })));
   const rows: Record<string, unknown>[] = [];
   const images: Record<string, number> = {};
   let torchVersions: unknown;
@@ -201,12 +211,16 @@ export async function benchLoader(opts: LoaderBenchOptions): Promise<object> {
     );
   }
   // Decoding continues while the main thread is blocked by a synchronous step (tfjs CPU backend).
-  const stepMs = 100;
-  const overlap = runChild(dir, { workers: 2, transform: 'train' }, 2, stepMs);
-  const batches = Math.ceil(overlap.images / BATCH);
-  const epochSec = overlap.images / overlap.imagesPerSec;
-  const stepsSec = (batches * stepMs) / 1000;
-  log(`loader overlap: ${batches} blocking steps of ${stepMs} ms = ${stepsSec.toFixed(2)} s of compute; epoch took ${epochSec.toFixed(2)} s (workers=2, train)`);
+  let overlapResult: object | undefined;
+  if (opts.overlap !== false) {
+    const stepMs = 100;
+    const overlap = runChild(dir, { workers: 2, transform: 'train' }, 2, stepMs);
+    const batches = Math.ceil(overlap.images / BATCH);
+    const epochSec = overlap.images / overlap.imagesPerSec;
+    const stepsSec = (batches * stepMs) / 1000;
+    log(`loader overlap: ${batches} blocking steps of ${stepMs} ms = ${stepsSec.toFixed(2)} s of compute; epoch took ${epochSec.toFixed(2)} s (workers=2, train)`);
+    overlapResult = { workers: 2, transform: 'train', stepMs, batches, computeSec: stepsSec, epochSec };
+  }
   return {
     bench: 'loader',
     quick: opts.quick,
@@ -219,7 +233,7 @@ export async function benchLoader(opts: LoaderBenchOptions): Promise<object> {
     repetitions: reps,
     torch: torchVersions ?? null,
     results: rows,
-    overlap: { workers: 2, transform: 'train', stepMs, batches, computeSec: stepsSec, epochSec },
+    ...(overlapResult ? { overlap: overlapResult } : {}),
   };
 }
 
@@ -232,7 +246,10 @@ async function main(): Promise<void> {
     return;
   }
   const opt = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
-  const result = await benchLoader({ quick: args.includes('--quick'), torch: !args.includes('--no-torch'), dir: opt('--dir') });
+  const result = await benchLoader({
+    quick: args.includes('--quick'), torch: !args.includes('--no-torch'), dir: opt('--dir'),
+    workers: opt('--workers')?.split(',').map(Number), perClass: opt('--per-class') ? Number(opt('--per-class')) : undefined,
+  });
   const out = opt('--out');
   if (out) {
     mkdirSync(path.dirname(out), { recursive: true });

@@ -15,7 +15,13 @@
  * --gpu the read is every `window` steps). Warm-up steps are not timed; the figure is the median
  * step time. Eval = validate()'s forward + loss + top-k under tf.tidy, results read back.
  *
- *   node --import tsx bench/models.ts [--quick | --gpu] [--backend wasm,cpu,tensorflow] [--cases SUBSTR,...] [--no-torch] [--json FILE]
+ * GPU mode (--gpu; bench/gpu/run.sh on the device machine): issue 11's configurations on a GPU
+ * backend (webgpu or tensorflow = tfjs-node-gpu), PyTorch on CUDA twice, in strict float32 (TF32
+ * off) and with its defaults; the loss is read every `window` steps (no per-step host sync), and
+ * tf.memory()'s numTensors and GPU bytes are sampled after every window. --tiny shrinks the GPU
+ * configurations (batch 2, 32 px, 1 step) to try the whole path on a software adapter.
+ *
+ *   node --import tsx bench/models.ts [--quick | --gpu [--tiny]] [--backend wasm,cpu,tensorflow,webgpu] [--cases SUBSTR,...] [--no-torch] [--json FILE]
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -27,7 +33,7 @@ import { findTorchPython, LineWorker, median, REPO, round, scriptArgs, serveLine
 const SELF = fileURLToPath(import.meta.url);
 
 export type Arch = 'ResNet18' | 'ResNet50' | 'MobileNetV1';
-export type BenchBackend = 'wasm' | 'tensorflow' | 'cpu';
+export type BenchBackend = 'wasm' | 'tensorflow' | 'cpu' | 'webgpu';
 export type CaseGroup = '32px' | 'topk' | '224px' | 'smoke' | 'gpu';
 
 export interface ModelCase {
@@ -60,8 +66,10 @@ const PRUNE_RATE = 0.9;
 
 export interface CaseOptions {
   quick: boolean;
-  /** GPU mode: ResNet50/MobileNetV1 at 224 px, batch 256, tensorflow backend. */
+  /** GPU mode: issue 11's configurations (ResNet18 32 px b128; ResNet50, MobileNetV1 224 px b64). */
   gpu?: boolean;
+  /** With gpu: the same cases at batch 2, 32 px, one timed step (a software adapter's dry run). */
+  tiny?: boolean;
   /** Keep only cases whose id contains one of these substrings. */
   filter?: string[];
 }
@@ -75,10 +83,17 @@ export function modelCases(o: CaseOptions): ModelCase[] {
   };
   const convs: ConvTypeName[] = ['DenseConv', 'STRConv'];
   if (o.gpu) {
-    for (const arch of ['ResNet50', 'MobileNetV1'] as const) {
-      for (const conv of convs) add({ group: 'gpu', arch, conv, size: 224, batch: 256, mode: 'train', warmup: 3, steps: q ? 10 : 30, minSteps: 5, maxSeconds: 120, window: 5, backends: ['tensorflow'] });
+    // issue 11: 2 warm-up steps (shader / cuDNN plan compilation), then windows of 5 steps with
+    // one loss read each (as the training loop reads metrics every print-freq steps)
+    const timing = o.tiny
+      ? { warmup: 1, steps: 1, minSteps: 1, maxSeconds: 1, window: 1 }
+      : { warmup: 2, steps: q ? 10 : 15, minSteps: 2, maxSeconds: 20, window: 5 };
+    const at = (size: number, batch: number) => (o.tiny ? { size: 32, batch: 2 } : { size, batch });
+    for (const conv of convs) add({ group: 'gpu', arch: 'ResNet18', conv, ...at(32, 128), mode: 'train', ...timing });
+    for (const mode of ['train', 'eval'] as const) {
+      for (const conv of convs) add({ group: 'gpu', arch: 'ResNet50', conv, ...at(224, 64), mode, ...timing });
     }
-    for (const conv of convs) add({ group: 'gpu', arch: 'ResNet50', conv, size: 224, batch: 256, mode: 'eval', warmup: 3, steps: q ? 10 : 30, minSteps: 5, maxSeconds: 60, window: 5, backends: ['tensorflow'] });
+    for (const conv of convs) add({ group: 'gpu', arch: 'MobileNetV1', conv, ...at(224, 64), mode: 'train', ...timing });
     return filterCases(cases, o.filter);
   }
   // 32 px, batch 32, the ImageNet stem (7x7/2 + max-pool; MobileNetV1's 3x3/2): the issue's setting
@@ -126,6 +141,17 @@ export interface RunReply {
   tensorsAfterWarmup?: number;
   tensorsAfterSteps?: number;
   tensorsAfterDispose?: number;
+  /** After warm-up and after every timed window: [numTensors, bytes the backend holds on the GPU (0 on CPU backends)]. */
+  memTrace?: Array<[number, number]>;
+  /** PyTorch on CUDA: the float32 flags in force, and its allocator's peak / current bytes. */
+  precision?: { api: string; matmul: boolean | string; cudnnConv: boolean | string };
+  gpuPeakBytes?: number;
+  gpuBytes?: number;
+}
+
+/** Bytes of tensor data on the GPU (webgpu, webgl, tfjs-node-gpu report numBytesInGPU); 0 elsewhere. */
+export function gpuBytesOf(m: { numBytesInGPU?: number }): number {
+  return m.numBytesInGPU ?? 0;
 }
 
 export interface MemoryReply {
@@ -140,6 +166,8 @@ export interface MemoryReply {
   heapTotalBytes: number[];
   heapUsedBytes: number[];
   wasmBytes: number[];
+  /** tf.memory().numBytesInGPU after every step (0 on CPU backends). */
+  gpuBytes: number[];
   stepMs: number[];
   tensorsBefore: number;
   tensorsAfterDispose: number;
@@ -159,7 +187,7 @@ async function workerMain(backend: BenchBackend, threads?: number): Promise<void
   const { topkCorrect } = await import('../src/train/metrics.js');
   let initError: string | undefined;
   try {
-    await initBackend(backend, (l) => process.stderr.write(l + '\n'), threads ? { threads } : undefined);
+    await initBackend(backend as Parameters<typeof initBackend>[0], (l) => process.stderr.write(l + '\n'), threads ? { threads } : undefined);
   } catch (e) {
     initError = String((e as Error)?.message ?? e);
   }
@@ -233,12 +261,15 @@ async function workerMain(backend: BenchBackend, threads?: number): Promise<void
       for (let i = 0; i < r.warmup; i++) loss = await steps(s.step, 1);
       const tensorsAfterWarmup = tf.memory().numTensors;
       const rssAfterWarmupBytes = rss();
+      const memSample = (): [number, number] => [tf.memory().numTensors, gpuBytesOf(tf.memory() as { numBytesInGPU?: number })];
+      const memTrace = [memSample()];
       const stepMs: number[] = [];
       const end = performance.now() + r.maxSeconds * 1000;
       for (let done = 0; done < r.steps; done += window) {
         const t0 = performance.now();
         loss = await steps(s.step, window);
         stepMs.push((performance.now() - t0) / window);
+        memTrace.push(memSample());
         if (performance.now() > end && stepMs.length >= r.minSteps) break;
       }
       const tensorsAfterSteps = tf.memory().numTensors;
@@ -246,7 +277,7 @@ async function workerMain(backend: BenchBackend, threads?: number): Promise<void
       s.dispose();
       return {
         stepMs, loss, finite: Number.isFinite(loss), rssAfterWarmupBytes, rssBytes: rss(), peakRssBytes: peak(), params,
-        tensorsBefore, tensorsAfterWarmup, tensorsAfterSteps, tensorsAfterDispose: tf.memory().numTensors,
+        tensorsBefore, tensorsAfterWarmup, tensorsAfterSteps, tensorsAfterDispose: tf.memory().numTensors, memTrace,
       };
     } catch (e) {
       s.dispose();
@@ -262,6 +293,7 @@ async function workerMain(backend: BenchBackend, threads?: number): Promise<void
     const heapTotalBytes: number[] = [];
     const heapUsedBytes: number[] = [];
     const wasmBytes: number[] = [];
+    const gpuBytes: number[] = [];
     const wasmMemory = () => (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.buffer.byteLength ?? 0;
     const stepMs: number[] = [];
     for (let i = 0; i < r.total; i++) {
@@ -274,9 +306,10 @@ async function workerMain(backend: BenchBackend, threads?: number): Promise<void
       heapTotalBytes.push(u.heapTotal);
       heapUsedBytes.push(u.heapUsed);
       wasmBytes.push(wasmMemory());
+      gpuBytes.push(gpuBytesOf(tf.memory() as { numBytesInGPU?: number }));
     }
     s.dispose();
-    return { backend: describeBackend(), warmup: r.warmup, numTensors, rssBytes, heapTotalBytes, heapUsedBytes, wasmBytes, stepMs, tensorsBefore, tensorsAfterDispose: tf.memory().numTensors, peakRssBytes: peak() };
+    return { backend: describeBackend(), warmup: r.warmup, numTensors, rssBytes, heapTotalBytes, heapUsedBytes, wasmBytes, gpuBytes, stepMs, tensorsBefore, tensorsAfterDispose: tf.memory().numTensors, peakRssBytes: peak() };
   }
 
   await serveLines(async (msg) => {
@@ -307,14 +340,24 @@ export interface SideResult {
   leakedTensors?: number;
   /** Tensors still alive after the model, optimizer and batch were disposed (0 = clean). */
   tensorsLeftAfterDispose?: number;
+  /** tf.memory() after warm-up and after every timed window (the last round's): numTensors and GPU MiB. */
+  memory?: { numTensors: number[]; gpuMiB: number[]; flat: boolean };
+  /** PyTorch on CUDA: the float32 flags in force and its allocator's peak GPU memory. */
+  precision?: RunReply['precision'];
+  gpuPeakMiB?: number;
   error?: string;
 }
 
 export interface CaseResult extends ModelCase {
   ours: Partial<Record<BenchBackend, SideResult>>;
+  /** PyTorch; in GPU mode with TF32 off (strict float32). */
   pytorch?: SideResult;
+  /** GPU mode: PyTorch with its default float32 settings (cuDNN convolutions may use TF32). */
+  pytorchDefault?: SideResult;
   /** str-train images/s ÷ PyTorch images/s, per backend. */
   ratio: Partial<Record<BenchBackend, number>>;
+  /** str-train images/s ÷ PyTorch-with-defaults images/s (GPU mode). */
+  ratioDefault?: Partial<Record<BenchBackend, number>>;
 }
 
 export interface ModelsBenchResult {
@@ -323,7 +366,9 @@ export interface ModelsBenchResult {
   gpu: boolean;
   backends: Record<string, string>;
   skippedBackends: Record<string, string>;
-  torch: { version: string; threads: number; device: string } | { skipped: string };
+  torch: { version: string; threads: number; device: string; gpu?: string; cuda?: string; cudnn?: number; defaultTf32?: unknown; note?: string } | { skipped: string };
+  /** Cases not run because the deadline passed (GPU check's time guard). */
+  skippedCases?: string[];
   rounds: number;
   /** true: a new worker process per case (peak RSS per case); false: the run's high-water mark. */
   freshWorkers: boolean;
@@ -343,6 +388,15 @@ export interface ModelsBenchOptions extends CaseOptions {
    */
   freshWorkers?: boolean;
   wasmThreads?: number;
+  /**
+   * GPU mode without a CUDA PyTorch (a dry run on a CPU machine): time PyTorch on the CPU
+   * anyway, labelled so, instead of skipping it.
+   */
+  cpuTorchFallback?: boolean;
+  /** performance.now() after which no new case starts (the rest are listed as skipped). */
+  deadline?: number;
+  /** Called with the results so far after every case (the GPU check writes them at once). */
+  onCase?: (partial: ModelsBenchResult) => void;
   log: (line: string) => void;
 }
 
@@ -358,6 +412,16 @@ function summarise(replies: RunReply[], batch: number): SideResult {
     peakRssMiB: round(Math.max(...replies.map((r) => r.peakRssBytes)) / 2 ** 20, 0),
     finite: replies.every((r) => r.finite),
   };
+  const last = replies[replies.length - 1];
+  if (last.memTrace?.length) {
+    out.memory = {
+      numTensors: last.memTrace.map(([n]) => n),
+      gpuMiB: last.memTrace.map(([, b]) => round(b / 2 ** 20, 1)),
+      flat: last.memTrace.every(([n, b]) => n === last.memTrace![0][0] && b === last.memTrace![0][1]),
+    };
+  }
+  if (last.precision) out.precision = last.precision;
+  if (replies.some((r) => r.gpuPeakBytes !== undefined)) out.gpuPeakMiB = round(Math.max(...replies.map((r) => r.gpuPeakBytes ?? 0)) / 2 ** 20, 0);
   if (replies[0].tensorsAfterSteps !== undefined) {
     const last = replies[replies.length - 1];
     out.tensorsAfterWarmup = last.tensorsAfterWarmup;
@@ -368,10 +432,13 @@ function summarise(replies: RunReply[], batch: number): SideResult {
   return out;
 }
 
-function request(c: ModelCase, device?: string): object {
+function request(c: ModelCase, device?: string, precision?: TorchPrecision): object {
   const { id: _id, group: _g, torch: _t, backends: _b, ...r } = c;
-  return { cmd: 'run', ...r, sInit: S_INIT, pruneRate: PRUNE_RATE, ...(device ? { device } : {}) };
+  return { cmd: 'run', ...r, sInit: S_INIT, pruneRate: PRUNE_RATE, ...(device ? { device } : {}), ...(precision ? { precision } : {}) };
 }
+
+/** PyTorch's float32 modes on CUDA: strict (TF32 off) and its defaults. */
+type TorchPrecision = 'fp32' | 'default';
 
 export function startOursWorker(backend: BenchBackend, log: (l: string) => void, threads?: number): LineWorker {
   const args = [...scriptArgs('models'), '--worker', backend, ...(threads ? ['--threads', String(threads)] : [])];
@@ -415,11 +482,16 @@ export async function benchModels(o: ModelsBenchOptions): Promise<ModelsBenchRes
       startTorch = () => new LineWorker('pytorch', py, [path.join(REPO, 'bench', 'torch_models.py'), '--threads', String(o.gpu ? 8 : 2)], log,
         { OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' });
       torch = startTorch();
-      const info = await torch.request<{ ok: boolean; torch: string; threads: number; cuda?: boolean; error?: string }>({ cmd: 'info' });
+      const info = await torch.request<{
+        ok: boolean; torch: string; threads: number; cuda?: boolean; error?: string; device?: string; cudaVersion?: string; cudnn?: number; defaultTf32?: unknown;
+      }>({ cmd: 'info' });
       if (!info.ok) {
         torchInfo = { skipped: info.error ?? 'failed to start' };
         await torch.close();
         torch = startTorch = undefined;
+      } else if (o.gpu && !info.cuda && o.cpuTorchFallback) {
+        torchInfo = { version: info.torch, threads: info.threads, device: 'cpu', note: 'NO CUDA: PyTorch ran on the CPU (dry run); its ratios say nothing about a GPU' };
+        log(`models: PyTorch ${info.torch} has no CUDA device: timing it on the CPU (dry run only)`);
       } else if (o.gpu && !info.cuda) {
         // a CPU PyTorch against a GPU: no meaningful ratio
         torchInfo = { skipped: `torch ${info.torch} has no CUDA device` };
@@ -427,8 +499,11 @@ export async function benchModels(o: ModelsBenchOptions): Promise<ModelsBenchRes
         torch = startTorch = undefined;
       } else {
         torchDevice = o.gpu ? 'cuda' : 'cpu';
-        torchInfo = { version: info.torch, threads: info.threads, device: torchDevice };
-        log(`models: PyTorch ${info.torch}, ${info.threads} threads, ${torchDevice}`);
+        torchInfo = {
+          version: info.torch, threads: info.threads, device: torchDevice,
+          ...(o.gpu ? { gpu: info.device, cuda: info.cudaVersion, cudnn: info.cudnn, defaultTf32: info.defaultTf32 } : {}),
+        };
+        log(`models: PyTorch ${info.torch}, ${info.threads} threads, ${torchDevice}${info.device && o.gpu ? ` (${info.device}, CUDA ${info.cudaVersion}, cuDNN ${info.cudnn})` : ''}`);
       }
     }
   }
@@ -446,29 +521,46 @@ export async function benchModels(o: ModelsBenchOptions): Promise<ModelsBenchRes
   };
   const available = [...workers.keys()];
   const results: CaseResult[] = [];
+  const skippedCases: string[] = [];
+  // GPU mode: PyTorch twice, strict float32 and its defaults (the same on a CPU: both run for the code path)
+  const precisions: TorchPrecision[] = o.gpu ? ['fp32', 'default'] : ['fp32'];
+  const partial = (): ModelsBenchResult => ({
+    benchmark: 'models', quick: o.quick, gpu: !!o.gpu, backends, skippedBackends: skipped, torch: torchInfo, rounds, freshWorkers: fresh,
+    settings: { sInit: S_INIT, pruneRate: PRUNE_RATE, optimizer: 'SGD lr 1e-3, momentum 0.9, weight decay 5e-5', labelSmoothing: 0.1, stem: 'imagenet (7x7/2 + max-pool; MobileNetV1 3x3/2), global average pool' },
+    cases: results, ...(skippedCases.length ? { skippedCases } : {}),
+  });
   try {
     for (const [k, c] of cases.entries()) {
+      if (o.deadline !== undefined && performance.now() > o.deadline) {
+        skippedCases.push(c.id);
+        log(`models [${k + 1}/${cases.length}] ${c.id}: skipped (out of time)`);
+        continue;
+      }
       // the pure-JS cpu backend (~100x slower than wasm) only runs the cases that name it
       const wanted = available.filter((b) => (c.backends ? c.backends.includes(b) : b !== 'cpu'));
       if (wanted.length === 0) continue;
       if (fresh) await restart(wanted, !!startTorch && c.torch);
       const mine = [...workers.entries()].filter(([b]) => wanted.includes(b));
       const replies = new Map<BenchBackend, RunReply[]>(mine.map(([b]) => [b, []]));
-      const torchReplies: RunReply[] = [];
+      const torchReplies = new Map<TorchPrecision, RunReply[]>(precisions.map((p) => [p, []]));
       const t0 = performance.now();
       for (let r = 0; r < rounds; r++) {
         // ours then torch, the next round torch then ours: drift in the machine's load cancels out
-        const order: Array<'torch' | BenchBackend> = [...mine.map(([b]) => b), ...(torch && c.torch ? ['torch' as const] : [])];
+        const order: Array<TorchPrecision | BenchBackend> = [...mine.map(([b]) => b), ...(torch && c.torch ? precisions : [])];
         const pt = torch;
         if (r % 2 === 1) order.reverse();
         for (const who of order) {
-          if (who === 'torch') torchReplies.push(await pt!.request<RunReply>(request(c, torchDevice)));
+          if (who === 'fp32' || who === 'default') torchReplies.get(who)!.push(await pt!.request<RunReply>(request(c, torchDevice, o.gpu ? who : undefined)));
           else replies.get(who)!.push(await workers.get(who)!.request<RunReply>(request(c)));
         }
       }
       const res: CaseResult = { ...c, ours: {}, ratio: {} };
       for (const [b, rs] of replies) res.ours[b] = summarise(rs, c.batch);
-      if (torchReplies.length) res.pytorch = summarise(torchReplies, c.batch);
+      if (torchReplies.get('fp32')!.length) res.pytorch = summarise(torchReplies.get('fp32')!, c.batch);
+      if (torchReplies.get('default')?.length) {
+        res.pytorchDefault = summarise(torchReplies.get('default')!, c.batch);
+        res.ratioDefault = {};
+      }
       const parts: string[] = [];
       for (const [b, s] of Object.entries(res.ours) as [BenchBackend, SideResult][]) {
         if (s.error) {
@@ -476,21 +568,27 @@ export async function benchModels(o: ModelsBenchOptions): Promise<ModelsBenchRes
           continue;
         }
         if (res.pytorch && !res.pytorch.error) res.ratio[b] = round(s.imagesPerSec / res.pytorch.imagesPerSec, 3);
-        parts.push(`${b} ${s.medianMs.toFixed(0)} ms = ${s.imagesPerSec.toFixed(1)} img/s${s.leakedTensors ? ` (LEAK ${s.leakedTensors} tensors)` : ''}`);
+        if (res.ratioDefault && !res.pytorchDefault!.error) res.ratioDefault[b] = round(s.imagesPerSec / res.pytorchDefault!.imagesPerSec, 3);
+        const mem = s.memory && o.gpu ? `, ${s.memory.numTensors.at(-1)} tensors / ${s.memory.gpuMiB.at(-1)} MiB GPU${s.memory.flat ? '' : ' NOT FLAT'}` : '';
+        parts.push(`${b} ${s.medianMs.toFixed(0)} ms = ${s.imagesPerSec.toFixed(1)} img/s${s.leakedTensors ? ` (LEAK ${s.leakedTensors} tensors)` : ''}${mem}`);
       }
-      if (res.pytorch) parts.push(res.pytorch.error ? `torch FAILED: ${res.pytorch.error}` : `torch ${res.pytorch.medianMs.toFixed(0)} ms = ${res.pytorch.imagesPerSec.toFixed(1)} img/s`);
-      const ratios = Object.entries(res.ratio).map(([b, x]) => `${b}/torch ${x!.toFixed(2)}x`);
+      const torchPart = (name: string, t?: SideResult) => {
+        if (t) parts.push(t.error ? `${name} FAILED: ${t.error}` : `${name} ${t.medianMs.toFixed(0)} ms = ${t.imagesPerSec.toFixed(1)} img/s`);
+      };
+      torchPart(o.gpu ? 'torch fp32' : 'torch', res.pytorch);
+      torchPart('torch default', res.pytorchDefault);
+      const ratios = [
+        ...Object.entries(res.ratio).map(([b, x]) => `${b}/torch${o.gpu ? ' fp32' : ''} ${x!.toFixed(2)}x`),
+        ...Object.entries(res.ratioDefault ?? {}).map(([b, x]) => `${b}/torch default ${x!.toFixed(2)}x`),
+      ];
       log(`models [${k + 1}/${cases.length}] ${c.id}: ${[...parts, ...ratios].join(' | ')} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
       results.push(res);
+      o.onCase?.(partial());
     }
   } finally {
     await Promise.all([...workers.values(), ...(torch ? [torch] : [])].map((w) => w.close()));
   }
-  return {
-    benchmark: 'models', quick: o.quick, gpu: !!o.gpu, backends, skippedBackends: skipped, torch: torchInfo, rounds, freshWorkers: fresh,
-    settings: { sInit: S_INIT, pruneRate: PRUNE_RATE, optimizer: 'SGD lr 1e-3, momentum 0.9, weight decay 5e-5', labelSmoothing: 0.1, stem: 'imagenet (7x7/2 + max-pool; MobileNetV1 3x3/2), global average pool' },
-    cases: results,
-  };
+  return partial();
 }
 
 // ---------------------------------------------------------------------------- memory flatness
@@ -503,6 +601,8 @@ export interface MemoryBenchResult {
   steps: number;
   warmup: number;
   numTensors: { afterWarmup: number; min: number; max: number; final: number; flat: boolean; leftAfterDispose: number };
+  /** tf.memory().numBytesInGPU (GPU backends; all 0 on CPU backends). */
+  gpuMiB: { afterWarmup: number; min: number; max: number; final: number; flat: boolean };
   rssMiB: {
     afterWarmup: number; final: number; max: number; growthPct: number; peakMiB: number;
     /** Growth over the second half of the measured steps: a leak keeps growing, heap sizing has settled. */
@@ -520,10 +620,13 @@ export async function benchMemory(o: {
   quick: boolean; backend?: BenchBackend; log: (l: string) => void;
   /** Default: STR ResNet18 at 32 px, batch 32 (the issue's configuration). */
   config?: { arch: Arch; conv: ConvTypeName; size: number; batch: number };
+  /** Override the step counts (default: quick 5 + 20, full 10 + 300). */
+  warmup?: number;
+  steps?: number;
 }): Promise<MemoryBenchResult> {
-  const warmup = o.quick ? 5 : 10;
+  const warmup = o.warmup ?? (o.quick ? 5 : 10);
   // long enough to pass V8's first major collection (~step 120 here): until then its heap only grows
-  const measured = o.quick ? 20 : 300;
+  const measured = o.steps ?? (o.quick ? 20 : 300);
   const total = warmup + measured;
   const c = { ...(o.config ?? { arch: 'ResNet18' as const, conv: 'STRConv' as const, size: 32, batch: 32 }), mode: 'train' as const, classes: 1000 };
   const config = `${c.arch}@${c.size} b${c.batch} ${c.conv} ${c.mode}`;
@@ -547,6 +650,11 @@ export async function benchMemory(o: {
         afterWarmup: r.numTensors[warmup - 1], min: Math.min(...after), max: Math.max(...after), final: after[after.length - 1],
         flat: after.every((n) => n === r.numTensors[warmup - 1]), leftAfterDispose: r.tensorsAfterDispose - r.tensorsBefore,
       },
+      gpuMiB: (() => {
+        const g = mib(r.gpuBytes).map((x) => round(x, 2));
+        const rest = g.slice(warmup);
+        return { afterWarmup: g[warmup - 1], min: Math.min(...rest), max: Math.max(...rest), final: g[g.length - 1], flat: rest.every((x) => x === g[warmup - 1]) };
+      })(),
       rssMiB: {
         afterWarmup: round(base, 1), final: round(final, 1), max: round(Math.max(...rss.slice(warmup)), 1),
         growthPct: round((100 * (final - base)) / base, 2), peakMiB: round(r.peakRssBytes / 2 ** 20, 1),
@@ -561,6 +669,7 @@ export async function benchMemory(o: {
         .filter(([s]) => s % (o.quick ? 5 : 20) === 0 || s === warmup),
     };
     o.log(`memory ${config} (${backend}), ${warmup} + ${measured} steps: numTensors ${res.numTensors.afterWarmup} after warm-up, ${res.numTensors.min}..${res.numTensors.max} after (${res.numTensors.flat ? 'flat' : 'NOT flat'}); ` +
+      (r.gpuBytes.some((b) => b > 0) ? `GPU ${res.gpuMiB.afterWarmup} -> ${res.gpuMiB.min}..${res.gpuMiB.max} MiB (${res.gpuMiB.flat ? 'flat' : 'NOT flat'}); ` : '') +
       `RSS ${res.rssMiB.afterWarmup} -> ${res.rssMiB.final} MiB (${res.rssMiB.growthPct >= 0 ? '+' : ''}${res.rssMiB.growthPct} %; second half ${res.rssMiB.secondHalfGrowthPct >= 0 ? '+' : ''}${res.rssMiB.secondHalfGrowthPct} %), ` +
       `V8 heap ${res.growthMiB.v8HeapTotal >= 0 ? '+' : ''}${res.growthMiB.v8HeapTotal} MiB, wasm memory ${res.growthMiB.wasmMemory >= 0 ? '+' : ''}${res.growthMiB.wasmMemory} MiB; peak ${res.rssMiB.peakMiB} MiB`);
     return res;
@@ -574,6 +683,14 @@ export async function benchMemory(o: {
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const opt = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+  const describe = opt('--describe');
+  if (describe) {
+    // the backend line str-train prints for `--backend <describe>` (the GPU check's adapter part)
+    const { initBackend, describeBackend } = await import('../src/backend/select.js');
+    await initBackend(describe as Parameters<typeof initBackend>[0], (l) => process.stderr.write(l + '\n'));
+    process.stdout.write(describeBackend() + '\n');
+    process.exit(0);
+  }
   const worker = opt('--worker');
   if (worker) {
     await workerMain(worker as BenchBackend, opt('--threads') ? Number(opt('--threads')) : undefined);
