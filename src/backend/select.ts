@@ -1,14 +1,18 @@
-// `--backend auto|tensorflow|wasm|cpu`: picks and initialises the TensorFlow.js backend.
+// `--backend auto|tensorflow|webgpu|wasm|cpu`: picks and initialises the TensorFlow.js backend.
 import * as os from 'node:os';
 import * as tf from '../tf.js';
 import { UserError } from '../util/errors.js';
 import { registerWasmTrainingKernels } from './wasm/register.js';
 import { snapshotProcessHandlers } from './wasm/process-handlers.js';
 import { installThreadedWasm } from './wasm/threaded.js';
+import { findHardwareAdapter, findSoftwareAdapter, type AdapterResult } from './webgpu/dawn.js';
+import { activateWebgpu, activeWebgpuAdapter, releaseWebgpu } from './webgpu/backend.js';
+import { describeAdapter } from './webgpu/adapter-info.js';
+import { webgpuMultiDeviceError } from './webgpu/multi-device.js';
 
-export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+export type BackendChoice = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 
-export const backendChoices: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+export const backendChoices: readonly BackendChoice[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
 
 export interface BackendOptions {
   /**
@@ -17,6 +21,12 @@ export interface BackendOptions {
    * build. Fixed by the first wasm initialisation in a process.
    */
   threads?: number;
+  /**
+   * Set when this process is one of several workers on one machine (`--multigpu`, mpirun): each
+   * needs its own GPU, which webgpu cannot select (see webgpu/multi-device.ts). The flag named
+   * in the error. `auto` then skips webgpu; `--backend webgpu` is an error.
+   */
+  sharedMachineFlag?: string;
 }
 
 interface State {
@@ -115,6 +125,27 @@ async function useWasm(opts?: BackendOptions): Promise<State> {
   };
 }
 
+const WEBGPU_PACKAGES = 'the optional packages webgpu and @tensorflow/tfjs-backend-webgpu';
+
+function missingWhy(r: AdapterResult): string {
+  return 'missing' in r ? r.missing : '';
+}
+
+/** `--backend webgpu`: a hardware adapter, else the software one (for tests, with a warning). */
+async function useWebgpuAsRequested(log: (line: string) => void): Promise<State> {
+  const hw = await findHardwareAdapter();
+  if ('found' in hw) {
+    await activateWebgpu(hw.found);
+    return { name: 'webgpu', detail: describeAdapter(hw.found.info) };
+  }
+  if (hw.notInstalled) throw new UserError(`--backend webgpu: ${WEBGPU_PACKAGES} could not be loaded (${hw.missing}); install them, or use --backend wasm`);
+  const sw = await findSoftwareAdapter();
+  if (!('found' in sw)) throw new UserError(`--backend webgpu: no WebGPU adapter (${hw.missing}; software: ${sw.missing}); use --backend wasm`);
+  await activateWebgpu(sw.found);
+  log(`warning: --backend webgpu: no hardware GPU adapter (${hw.missing}); using the ${sw.found.software ? 'software' : 'OpenGL ES'} adapter ${sw.found.info.device || sw.found.info.description}, which is for tests only (far slower than --backend wasm)`);
+  return { name: 'webgpu', detail: `${sw.found.software ? 'SOFTWARE adapter, for tests only: ' : ''}${describeAdapter(sw.found.info)}` };
+}
+
 /**
  * Initialises the backend for `choice` and returns its tfjs name and why it was chosen. Logs one
  * line through `log`. Idempotent; safe to call from tests.
@@ -140,6 +171,11 @@ export async function initBackend(choice: BackendChoice, log: (line: string) => 
       const cause = gpu === cpuTf ? gpu : `tfjs-node-gpu: ${gpu}; tfjs-node: ${cpuTf}`;
       throw new UserError(`--backend tensorflow: neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node could be loaded (${cause}); install one, or use --backend wasm`);
     }
+    case 'webgpu':
+      if (opts?.sharedMachineFlag) throw new UserError(webgpuMultiDeviceError(opts.sharedMachineFlag));
+      state = await useWebgpuAsRequested(log);
+      reason = `as requested; ${state.detail}`;
+      break;
     case 'auto': {
       const gpu = await tryTensorflow('@tensorflow/tfjs-node-gpu');
       if (gpu == null) {
@@ -147,16 +183,28 @@ export async function initBackend(choice: BackendChoice, log: (line: string) => 
         reason = 'tfjs-node-gpu loaded: TensorFlow with CUDA (GPU)';
         break;
       }
+      const gpuWhy = `tfjs-node-gpu ${gpu === 'not installed' ? 'not installed' : `failed (${gpu})`}`;
+      // never a software adapter, and never with several workers per machine (one GPU for all)
+      const hw: AdapterResult = opts?.sharedMachineFlag
+        ? { missing: `not with ${opts.sharedMachineFlag} (cannot select a GPU per worker)` }
+        : await findHardwareAdapter();
+      if ('found' in hw) {
+        await activateWebgpu(hw.found);
+        state = { name: 'webgpu', detail: describeAdapter(hw.found.info) };
+        reason = `${gpuWhy}; WebGPU (Dawn) on ${state.detail}`;
+        break;
+      }
+      const webgpuWhy = `webgpu: ${missingWhy(hw)}`;
       const cpuTf = await tryTensorflow('@tensorflow/tfjs-node');
       if (cpuTf == null) {
         state = { name: 'tensorflow', detail: '@tensorflow/tfjs-node' };
-        reason = `tfjs-node-gpu ${gpu === 'not installed' ? 'not installed' : `failed (${gpu})`}; tfjs-node loaded: native TensorFlow on CPU`;
+        reason = `${gpuWhy}; ${webgpuWhy}; tfjs-node loaded: native TensorFlow on CPU`;
         break;
       }
       state = await useWasm(opts);
       const why = gpu === 'not installed' && cpuTf === 'not installed' ? 'tfjs-node-gpu and tfjs-node not installed'
         : `tfjs-node-gpu: ${gpu}; tfjs-node: ${cpuTf}`;
-      reason = `${why}; wasm is the fastest npm-only backend that can train; ${state.detail}`;
+      reason = `${why}; ${webgpuWhy}; wasm is the fastest npm-only backend that can train; ${state.detail}`;
       break;
     }
     case 'wasm':
@@ -185,5 +233,17 @@ export function describeBackend(): string {
     return `wasm (${s?.wasmMode ?? 'unknown build'}, ${s?.wasmThreads ?? '?'} thread(s), project training kernels; tfjs ${tf.version_core})`;
   }
   if (name === 'tensorflow') return `tensorflow (${state?.detail ?? 'tfjs-node'}; tfjs ${tf.version_core})`;
+  if (name === 'webgpu') {
+    const a = activeWebgpuAdapter();
+    return `webgpu (${a ? `${a.software ? 'SOFTWARE adapter, ' : ''}${describeAdapter(a.info)}` : 'unknown adapter'}; tfjs ${tf.version_core})`;
+  }
   return `${name} (tfjs ${tf.version_core})`;
+}
+
+/**
+ * Releases what keeps the process alive after training (the webgpu backend's Dawn instance);
+ * call when done with tfjs. Harmless on every backend.
+ */
+export function releaseBackend(): void {
+  releaseWebgpu();
 }

@@ -1,6 +1,8 @@
 import { availableParallelism } from 'node:os';
+import { UserError } from '../util/errors.js';
 import { loadConfig, renderHelp, wantsHelp } from '../config/load.js';
-import { initBackend } from '../backend/select.js';
+import { initBackend, releaseBackend } from '../backend/select.js';
+import { webgpuMultiDeviceError } from '../backend/webgpu/multi-device.js';
 import { runTraining } from '../train/run.js';
 import {
   connectCollective,
@@ -27,6 +29,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (info.rank === 0) for (const w of warnings) process.stderr.write(`str-train: warning: ${w}\n`);
 
   const devices = config.multigpu ? parseDeviceList(config.multigpu) : [];
+  if (config.backend === 'webgpu' && devices.length > 1) throw new UserError(webgpuMultiDeviceError('--multigpu'));
   if (config.distributed === 'local' && info.launcher === 'none' && devices.length > 1) {
     const gpuBackend = config.backend === 'tensorflow' || config.backend === 'auto';
     // workers on a CPU backend share the cores: one wasm thread pool per core, not per worker
@@ -49,7 +52,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
   try {
     collective = await connectCollective(config.distributed === 'mpi' ? 'mpi' : 'none');
     const lead = collective.rank === 0;
-    await initBackend(config.backend, lead ? (line) => process.stderr.write(line + '\n') : () => {});
+    // several workers on this machine each need their own GPU, which webgpu cannot select
+    const sharedMachineFlag = info.launcher === 'local' ? '--multigpu' : info.launcher === 'mpi' && localWorkers() > 1 ? '--distributed mpi' : undefined;
+    await initBackend(config.backend, lead ? (line) => process.stderr.write(line + '\n') : () => {}, { sharedMachineFlag });
     await runTraining({ config, configPath, collective });
     await collective.close();
     return 0;
@@ -60,5 +65,13 @@ export async function trainCommand(argv: string[]): Promise<number> {
       process.exit(workerExitCode(e));
     }
     throw e;
+  } finally {
+    releaseBackend();
   }
+}
+
+/** Ranks mpirun started on this machine (Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE; 1 when unknown). */
+function localWorkers(): number {
+  const n = Number(process.env.OMPI_COMM_WORLD_LOCAL_SIZE);
+  return Number.isInteger(n) && n > 0 ? n : 1;
 }

@@ -20,7 +20,7 @@ export const SPARSE_FUNCTIONS = ['sigmoid'] as const;
 export const SINIT_TYPES = ['constant'] as const;
 /** ImageNet: `<data>/imagenet/{train,val}`; ImageFolder: `<data>/{train,val}`; TinyImageNet: the reference's HDF5 layout. */
 export const DATASETS = ['ImageNet', 'ImageFolder', 'TinyImageNet'] as const;
-export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export const STEMS = ['imagenet', 'small'] as const;
 export const DISTRIBUTED = ['local', 'mpi'] as const;
 export const PROGRESS = ['auto', 'bar', 'plain', 'none'] as const;
@@ -389,7 +389,7 @@ export const OPTIONS = {
   // ---------------------------------------------------------------- Backend
   backend: opt({
     flag: 'backend', kind: 'enum', choices: BACKENDS, schema: oneOf(BACKENDS), default: 'auto', group: 'Backend',
-    help: 'TensorFlow.js backend: auto = tfjs-node-gpu, then tfjs-node, then wasm',
+    help: 'TensorFlow.js backend: auto = tfjs-node-gpu (CUDA), then webgpu on a hardware GPU adapter (Dawn: Vulkan, Metal, D3D12), then tfjs-node, then wasm; webgpu uses a software adapter (tests only) when there is no GPU',
   }),
 } as const;
 

@@ -90,15 +90,22 @@ export function pruneMaskDevice(
   toTorchOrder: (t: tf.Tensor) => tf.Tensor,
   fromTorchOrder: (t: tf.Tensor) => tf.Tensor,
 ): tf.Tensor {
-  return tf.tidy(() => {
-    const n = w.size;
-    if (k <= 0) return tf.onesLike(w);
-    const flat = tf.reshape(tf.neg(tf.abs(toTorchOrder(w))), [n]);
+  const select = (ww: tf.Tensor) => tf.tidy(() => {
+    const n = ww.size;
+    if (k <= 0) return tf.onesLike(ww);
+    const flat = tf.reshape(tf.neg(tf.abs(toTorchOrder(ww))), [n]);
     const { indices } = tf.topk(flat, k, false);
     const pruned = tf.scatterND(tf.reshape(indices, [k, 1]), tf.ones([k]), [n]);
-    const torchShape = toTorchOrder(w).shape;
+    const torchShape = toTorchOrder(ww).shape;
     return fromTorchOrder(tf.reshape(tf.sub(1, pruned), torchShape));
   });
+  // The mask is a constant of the graph (GMP: pruned weights get no gradient): one tape node
+  // with a zero gradient, so autograd never looks for TopK's or ScatterNd's (tfjs has none).
+  const constant = tf.customGrad((...inputs: Array<tf.Tensor | tf.GradSaveFunc>) => ({
+    value: select(inputs[0] as tf.Tensor),
+    gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+  }));
+  return constant(w);
 }
 
 /** Host selection on CPU-resident backends (cheap readback), device top-k elsewhere. */

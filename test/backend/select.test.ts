@@ -39,7 +39,7 @@ test('--backend tensorflow without tfjs-node(-gpu) is a one-line UserError', { s
 
 test('an unknown choice is a UserError naming --backend', async () => {
   await assert.rejects(initBackend('gpu' as never, () => {}), (e: unknown) =>
-    e instanceof UserError && /^--backend: expected one of auto, tensorflow, wasm, cpu, got 'gpu'$/.test(e.message));
+    e instanceof UserError && /^--backend: expected one of auto, tensorflow, webgpu, wasm, cpu, got 'gpu'$/.test(e.message));
 });
 
 test('auto picks wasm here and says why in exactly one line; calling again is fine', { skip: tfjsNodeInstalled && 'tfjs-node is installed here' }, async () => {
@@ -49,7 +49,7 @@ test('auto picks wasm here and says why in exactly one line; calling again is fi
     assert.equal(r.name, 'wasm');
     assert.equal(tf.getBackend(), 'wasm');
     assert.equal(lines.length, 1);
-    assert.match(lines[0], /^backend: wasm \(tfjs-node-gpu and tfjs-node not installed; wasm is the fastest npm-only backend that can train; (threaded-simd|simd|plain), \d+ threads?/);
+    assert.match(lines[0], /^backend: wasm \(tfjs-node-gpu and tfjs-node not installed; webgpu: (no Vulkan loader \(libvulkan\.so\.1\)|Dawn found no GPU adapter|only a software adapter \([^)]*\)|the webgpu package: not installed); wasm is the fastest npm-only backend that can train; (threaded-simd|simd|plain), \d+ threads?/);
     assert.equal(lines[0], `backend: wasm (${r.reason})`);
   }
   assert.match(describeBackend(), /^wasm \((threaded-simd|simd|plain), \d+ thread\(s\), project training kernels; tfjs 4\.22\.0\)$/);
