@@ -204,7 +204,8 @@ async function workerMain(backend: BenchBackend, threads?: number): Promise<void
     const batch = { images, labels, size: r.batch, indices: new Int32Array(r.batch) };
     const criterion = makeCriterion(0.1);
     let optimizer: InstanceType<typeof Optimizer> | undefined;
-    let step: () => tf.Scalar;
+    /** One step; its result's first element is the loss (reading it back is the host sync). */
+    let step: () => tf.Tensor;
     if (r.mode === 'train') {
       model.train();
       optimizer = new Optimizer(model, { optimizer: 'sgd', lr: 1e-3, momentum: 0.9, nesterov: false, weightDecay: 5e-5, noBnDecay: false });
@@ -217,17 +218,13 @@ async function workerMain(backend: BenchBackend, threads?: number): Promise<void
       };
     } else {
       model.eval();
-      step = () => {
-        const [l, c1, c5] = tf.tidy(() => {
-          const logits = model.forward(images);
-          return [criterion(logits, labels), ...topkCorrect(logits, labels)];
-        });
-        // validate() reads all three; the counts are tiny, read them synchronously with the loss
-        c1.dataSync();
-        c5.dataSync();
-        tf.dispose([c1, c5]);
-        return l as tf.Scalar;
-      };
+      // validate() reads the loss and both counts: one tensor [loss, top-1, top-5], read back
+      // whole by steps() (asynchronously: GPU backends have no synchronous read in Node)
+      step = () => tf.tidy(() => {
+        const logits = model.forward(images);
+        const [c1, c5] = topkCorrect(logits, labels);
+        return tf.concat([criterion(logits, labels), c1, c5].map((t) => t.cast('float32').reshape([1])));
+      });
     }
     const dispose = () => {
       model.dispose();
@@ -238,8 +235,8 @@ async function workerMain(backend: BenchBackend, threads?: number): Promise<void
   }
 
   /** `n` steps, reading the last loss back (the host sync); the others are disposed unread. */
-  async function steps(step: () => tf.Scalar, n: number): Promise<number> {
-    let last: tf.Scalar | undefined;
+  async function steps(step: () => tf.Tensor, n: number): Promise<number> {
+    let last: tf.Tensor | undefined;
     for (let i = 0; i < n; i++) {
       last?.dispose();
       last = step();

@@ -10,7 +10,7 @@
  *   node dist/bench/gpu/check.js memory      --out DIR [--tiny] [--backend webgpu]
  *   node dist/bench/gpu/check.js loader      --out DIR [--tiny] [--data DIR]
  *   node dist/bench/gpu/check.js feed        --out DIR [--tiny] [--seconds S] [--data DIR] [--backend webgpu]
- *   node dist/bench/gpu/check.js report      --out DIR
+ *   node dist/bench/gpu/check.js report      --out DIR [--skipped PART,...]
  *
  * --tiny: the same parts at sizes a software adapter (llvmpipe) finishes in minutes — the dry
  * run on a machine without a GPU; its numbers mean nothing and RESULTS.md says so.
@@ -42,6 +42,8 @@ interface Options {
   backend: BenchBackend;
   cases?: string[];
   data?: string;
+  /** Parts run.sh skipped for lack of time (named in RESULTS.md). */
+  skipped: string[];
 }
 
 function parseArgs(argv: string[]): Options {
@@ -53,6 +55,7 @@ function parseArgs(argv: string[]): Options {
   return {
     part, out: path.resolve(out), tiny: argv.includes('--tiny'), seconds: Number(val('--seconds') ?? 300),
     backend: (val('--backend') ?? 'webgpu') as BenchBackend, cases: val('--cases')?.split(','), data: val('--data'),
+    skipped: val('--skipped')?.split(',').filter(Boolean) ?? [],
   };
 }
 
@@ -253,7 +256,7 @@ const fmt = (x: number | undefined, d = 1) => (x === undefined || !Number.isFini
 interface Adapter { nvidiaSmi?: { gpus?: Array<Record<string, string>>; error?: string }; strTrainBackend?: string; torch?: Record<string, unknown>; dawn?: unknown; tiny?: boolean; machine?: { cpu: string; cores: number; node: string; commit: string | null; date: string } }
 
 /** RESULTS.md from the parts' JSON files in `dir`. */
-export function renderGpuReport(dir: string): string {
+export function renderGpuReport(dir: string, skipped: string[] = []): string {
   const adapter = readJson<Adapter>(dir, 'adapter');
   const correctness = readJson<{ skipped?: string; passed?: boolean; files?: Array<Record<string, unknown>> }>(dir, 'correctness');
   const models = readJson<ModelsBenchResult & { tiny?: boolean; complete?: boolean }>(dir, 'models');
@@ -266,6 +269,7 @@ export function renderGpuReport(dir: string): string {
   out.push(`# GPU check (issue 11): str-train on WebGPU vs PyTorch CUDA${gpu ? ` — ${gpu.name}` : ''}`, '');
   if (tiny) out.push('**DRY RUN (--tiny) on a machine without a GPU: software adapter, tiny sizes, PyTorch on the CPU. The numbers below only show that every part runs; they say nothing about GPU speed.**', '');
   out.push('Written by `bench/gpu/run.sh` (see bench/gpu/README.md). Every figure comes from the same run on the same machine.', '');
+  if (skipped.length) out.push(`**Not run for lack of time: ${skipped.join(', ')}.**`, '');
   out.push('## Device', '');
   if (gpu) out.push(`- GPU: ${gpu.name}, driver ${gpu.driver_version}, ${gpu['memory.total']} (nvidia-smi; SM clock ${gpu['clocks.sm']} of ${gpu['clocks.max.sm']}, power limit ${gpu['power.limit']})`);
   else out.push(`- nvidia-smi: ${adapter?.nvidiaSmi?.error ?? 'not run'}`);
@@ -374,7 +378,7 @@ async function main(): Promise<void> {
     case 'loader': return partLoader(o);
     case 'feed': return partFeed(o);
     case 'report': {
-      writeFileSync(path.join(o.out, 'RESULTS.md'), renderGpuReport(o.out));
+      writeFileSync(path.join(o.out, 'RESULTS.md'), renderGpuReport(o.out, o.skipped));
       log(`wrote ${path.join(o.out, 'RESULTS.md')}`);
     }
   }

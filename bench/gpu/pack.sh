@@ -3,7 +3,8 @@
 #   .gpu/node.xz          this machine's Node.js binary (the GPU machine has none)
 #   .gpu/bundle.tar.xz    dist/ (compiled, no maps/typings) + the node_modules the run loads,
 #                         pruned: only the tfjs Node bundles and wasm files, dawn.node for
-#                         linux-x64, sharp + its libvips; no MPI (koffi), HDF5 (h5wasm), typings
+#                         linux-x64, sharp + its libvips, koffi for linux-x64 only; no HDF5
+#                         (h5wasm, --set TinyImageNet), typings
 #   .gpu/debs/*.deb       the Vulkan/EGL loaders (the GPU image may lack libvulkan.so.1)
 #   .gpu/MANIFEST         sizes, commit, node version
 # and checks that the working tree plus .gpu/ stay under the tool's 64 MiB.
@@ -63,7 +64,7 @@ LIST="$STAGE/files"
 find dist -type f ! -name '*.map' ! -name '*.d.ts' ! -name '*.tsbuildinfo' -print0 > "$LIST"
 # runtime packages: npm's production tree (optional ones included), less what the run never loads
 npm ls --omit=dev --all --parseable 2>/dev/null | sed -n "s|^$ROOT/||p" | grep '^node_modules/' | sort -u > "$STAGE/packages"
-EXCLUDE='(^|/)node_modules/(koffi|h5wasm|core-js|@types/.*|@tensorflow/tfjs-node|@tensorflow/tfjs-node-gpu)$'
+EXCLUDE='(^|/)node_modules/(h5wasm|core-js|@types/.*|@tensorflow/tfjs-node|@tensorflow/tfjs-node-gpu)$'
 while read -r p; do
   if [[ "$p" =~ $EXCLUDE ]]; then continue; fi
   [ -d "$p" ] || continue
@@ -73,6 +74,10 @@ while read -r p; do
       find "$p" -maxdepth 1 -type f \( -name package.json -o -name 'LICENSE*' \) -print0
       find "$p/dist" -maxdepth 1 -type f \( -name '*.node.js' -o -name '*.wasm' \) -print0
       if [ -d "$p/wasm-out" ]; then find "$p/wasm-out" -type f ! -name '*.d.ts' -print0; fi ;;
+    node_modules/koffi)
+      # dlopen for Dawn's Vulkan-loader check (src/backend/webgpu/dawn.ts) and MPI: linux-x64 only
+      find "$p" -maxdepth 1 -type f \( -name package.json -o -name '*.js' -o -name 'LICENSE*' \) -print0
+      find "$p/lib" "$p/build/koffi/linux_x64" -type f ! -name '*.d.ts' -print0 ;;
     node_modules/webgpu)
       printf '%s\0' "$p/package.json" "$p/index.js" "$p/LICENSE.md" "$p/dist/linux-x64/dawn.node" ;;
     *)
