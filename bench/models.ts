@@ -282,7 +282,9 @@ async function workerMain(backend: BenchBackend, threads?: number): Promise<void
     }
   }
 
-  async function memory(r: RunRequest & { total: number }): Promise<Omit<MemoryReply, 'ok'>> {
+  /** Steps until `total`, or until `stopAfterSeconds` once past the warm-up (the GPU check's time guard). */
+  async function memory(r: RunRequest & { total: number; stopAfterSeconds?: number }): Promise<Omit<MemoryReply, 'ok'>> {
+    const stopAt = performance.now() + (r.stopAfterSeconds ?? Infinity) * 1000;
     const tensorsBefore = tf.memory().numTensors;
     const s = setUp(r);
     const numTensors: number[] = [];
@@ -293,7 +295,7 @@ async function workerMain(backend: BenchBackend, threads?: number): Promise<void
     const gpuBytes: number[] = [];
     const wasmMemory = () => (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.buffer.byteLength ?? 0;
     const stepMs: number[] = [];
-    for (let i = 0; i < r.total; i++) {
+    for (let i = 0; i < r.total && !(i > r.warmup && performance.now() > stopAt); i++) {
       const t0 = performance.now();
       await steps(s.step, 1);
       stepMs.push(performance.now() - t0);
@@ -316,7 +318,7 @@ async function workerMain(backend: BenchBackend, threads?: number): Promise<void
     }
     if (initError) throw new Error(initError);
     if (msg.cmd === 'run') return run(msg as unknown as RunRequest);
-    if (msg.cmd === 'memory') return memory(msg as unknown as RunRequest & { total: number });
+    if (msg.cmd === 'memory') return memory(msg as unknown as RunRequest & { total: number; stopAfterSeconds?: number });
     throw new Error(`unknown command ${String(msg.cmd)}`);
   });
 }
@@ -620,18 +622,21 @@ export async function benchMemory(o: {
   /** Override the step counts (default: quick 5 + 20, full 10 + 300). */
   warmup?: number;
   steps?: number;
+  /** Stop measuring after this many seconds (at least one step past the warm-up); `steps` then says how many ran. */
+  maxSeconds?: number;
 }): Promise<MemoryBenchResult> {
   const warmup = o.warmup ?? (o.quick ? 5 : 10);
   // long enough to pass V8's first major collection (~step 120 here): until then its heap only grows
-  const measured = o.steps ?? (o.quick ? 20 : 300);
-  const total = warmup + measured;
+  const planned = o.steps ?? (o.quick ? 20 : 300);
+  const total = warmup + planned;
   const c = { ...(o.config ?? { arch: 'ResNet18' as const, conv: 'STRConv' as const, size: 32, batch: 32 }), mode: 'train' as const, classes: 1000 };
   const config = `${c.arch}@${c.size} b${c.batch} ${c.conv} ${c.mode}`;
   const backend = o.backend ?? 'wasm';
   const w = startOursWorker(backend, o.log);
   try {
-    const r = await w.request<MemoryReply>({ cmd: 'memory', ...c, warmup, total, window: 1, sInit: S_INIT, pruneRate: PRUNE_RATE });
+    const r = await w.request<MemoryReply>({ cmd: 'memory', ...c, warmup, total, window: 1, sInit: S_INIT, pruneRate: PRUNE_RATE, stopAfterSeconds: o.maxSeconds });
     if (!r.ok) throw new Error(`memory benchmark failed: ${r.error}`);
+    const measured = r.numTensors.length - warmup;
     const after = r.numTensors.slice(warmup);
     const mib = (xs: number[]) => xs.map((b) => b / 2 ** 20);
     const rss = mib(r.rssBytes);

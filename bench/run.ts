@@ -5,7 +5,7 @@
  * Quick results go to bench/results/quick/, GPU results to bench/results/gpu/. See bench/README.md.
  *
  *   npm run bench -- [--quick] [--only models,memory,pipeline,loader,allreduce,multiworker,kernels]
- *                    [--skip NAMES] [--backend wasm,tensorflow,cpu] [--cases SUBSTR,...] [--no-torch]
+ *                    [--skip NAMES] [--backend wasm,tensorflow,cpu,webgpu] [--cases SUBSTR,...] [--no-torch]
  *                    [--gpu [--multigpu 0,1,2,3]] [--out DIR] [--report]
  */
 import { spawn } from 'node:child_process';
@@ -66,7 +66,7 @@ function parseArgs(argv: string[]): Options {
   // the per-layer kernel timings are a diagnostic: full runs only, unless asked for
   if (quick && !only) selected = selected.filter((n) => n !== 'kernels');
   const backends = (list('--backend') ?? (gpu ? ['tensorflow'] : ['wasm', 'tensorflow', 'cpu'])) as BenchBackend[];
-  for (const b of backends) if (!['wasm', 'tensorflow', 'cpu'].includes(b)) throw new UsageError(`--backend: expected wasm, tensorflow or cpu, got '${b}'`);
+  for (const b of backends) if (!['wasm', 'tensorflow', 'cpu', 'webgpu'].includes(b)) throw new UsageError(`--backend: expected wasm, tensorflow, cpu or webgpu, got '${b}'`);
   const devices = list('--multigpu') ?? ['0'];
   if (argv.includes('--multigpu') && !gpu) throw new UsageError('--multigpu is for the GPU mode: add --gpu');
   const out = path.resolve(val('--out') ?? path.join(REPO, 'bench', 'results', ...(gpu ? ['gpu'] : quick ? ['quick'] : [])));
@@ -114,7 +114,7 @@ async function runOne(name: Name, o: Options, log: (l: string) => void): Promise
       return benchModels({ quick: o.quick, gpu: o.gpu, backends: o.backends, torch: o.torch, filter: o.cases, log });
     case 'memory':
       return benchMemory({
-        quick: o.quick, log, backend: o.gpu ? 'tensorflow' : o.backends.includes('wasm') ? 'wasm' : o.backends[0],
+        quick: o.quick, log, backend: o.gpu ? o.backends[0] : o.backends.includes('wasm') ? 'wasm' : o.backends[0],
         config: o.gpu ? { arch: 'ResNet50', conv: 'STRConv', size: 224, batch: 64 } : undefined,
       });
     case 'pipeline':
@@ -147,8 +147,8 @@ async function main(): Promise<number> {
     writeReport(o.out, log);
     return 0;
   }
-  if (o.gpu && tfjsNodeInstalled() !== '@tensorflow/tfjs-node-gpu') {
-    throw new UsageError('--gpu measures tfjs-node-gpu: install it first (npm install @tensorflow/tfjs-node-gpu), on a machine with CUDA');
+  if (o.gpu && o.backends.includes('tensorflow') && tfjsNodeInstalled() !== '@tensorflow/tfjs-node-gpu') {
+    throw new UsageError('--gpu --backend tensorflow measures tfjs-node-gpu: install it first (npm install @tensorflow/tfjs-node-gpu), on a machine with CUDA; or use --backend webgpu (bench/gpu/run.sh)');
   }
   mkdirSync(o.out, { recursive: true });
   const m = machineFacts();

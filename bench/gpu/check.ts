@@ -8,6 +8,7 @@
  *   node dist/bench/gpu/check.js correctness --out DIR [--seconds S]
  *   node dist/bench/gpu/check.js models      --out DIR [--tiny] [--seconds S] [--backend webgpu] [--cases SUBSTR,...]
  *   node dist/bench/gpu/check.js memory      --out DIR [--tiny] [--backend webgpu]
+ *   node dist/bench/gpu/check.js data        --out DIR [--tiny] [--data DIR]    (writes the JPEGs only, no file in DIR)
  *   node dist/bench/gpu/check.js loader      --out DIR [--tiny] [--data DIR]
  *   node dist/bench/gpu/check.js feed        --out DIR [--tiny] [--seconds S] [--data DIR] [--backend webgpu]
  *   node dist/bench/gpu/check.js report      --out DIR [--skipped PART,...]
@@ -26,7 +27,7 @@ import { benchMemory, benchModels, type BenchBackend, type CaseResult, type Memo
 import { meterAverages, windowMeans } from '../multiworker.js';
 
 const SELF = fileURLToPath(import.meta.url);
-const PARTS = ['adapter', 'correctness', 'models', 'memory', 'loader', 'feed', 'report'] as const;
+const PARTS = ['adapter', 'correctness', 'models', 'memory', 'data', 'loader', 'feed', 'report'] as const;
 type Part = (typeof PARTS)[number];
 
 /** Issue 11's goals, checked in RESULTS.md. */
@@ -89,14 +90,18 @@ function nvidiaSmi(): { gpus?: Array<Record<string, string>>; error?: string } {
   }
 }
 
+/** A node child process to its end or `timeoutMs` (code null: killed, or it could not start; stderr says which). */
 function node(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): { code: number | null; stdout: string; stderr: string; ms: number } {
   const t0 = performance.now();
   try {
-    const stdout = execFileSync(process.execPath, args, { cwd: REPO, env: { ...process.env, ...env }, encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26 });
+    const stdout = execFileSync(process.execPath, args, {
+      cwd: REPO, env: { ...process.env, ...env }, encoding: 'utf8', timeout: Math.max(1, Math.floor(timeoutMs)), stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26,
+    });
     return { code: 0, stdout, stderr: '', ms: performance.now() - t0 };
   } catch (e) {
-    const err = e as { status: number | null; stdout?: string; stderr?: string };
-    return { code: err.status ?? null, stdout: err.stdout ?? '', stderr: err.stderr ?? '', ms: performance.now() - t0 };
+    const err = e as { status?: number | null; signal?: string | null; stdout?: string; stderr?: string; message?: string };
+    const why = err.signal ? `killed by ${err.signal}` : err.status == null ? String(err.message).split('\n')[0] : '';
+    return { code: err.status ?? null, stdout: err.stdout ?? '', stderr: `${err.stderr ?? ''}${why ? `\n${why}` : ''}`, ms: performance.now() - t0 };
   }
 }
 
@@ -161,7 +166,7 @@ async function partCorrectness(o: Options): Promise<void> {
     };
     per.push(row);
     log(`correctness ${f}: ${row.pass} pass, ${row.fail} fail, ${row.skipped} skipped (${row.seconds} s)${failures.length ? `; failed: ${failures.join('; ')}` : ''}${skips.length ? `; skipped: ${skips.slice(0, 3).join('; ')}` : ''}`);
-    if (r.code === null) log(`correctness ${f}: killed at its time limit`);
+    if (r.code === null) log(`correctness ${f}: ${r.stderr.trim().split('\n').pop()}`);
   }
   writeJson(o, 'correctness', { part: 'correctness', files: per, passed: per.every((p) => p.exit === 0 && !p.skipped) });
 }
@@ -179,7 +184,7 @@ async function partMemory(o: Options): Promise<void> {
   const res = await benchMemory({
     quick: false, backend: o.backend, log,
     config: o.tiny ? { arch: 'ResNet18', conv: 'STRConv', size: 32, batch: 2 } : { arch: 'ResNet18', conv: 'STRConv', size: 32, batch: 128 },
-    warmup: o.tiny ? 2 : 5, steps: o.tiny ? 3 : 200,
+    warmup: o.tiny ? 2 : 5, steps: o.tiny ? 3 : 200, maxSeconds: Math.max(5, o.seconds - 15),
   });
   writeJson(o, 'memory', { ...res, tiny: o.tiny });
 }
@@ -190,6 +195,12 @@ function dataDir(o: Options): string {
 }
 /** Train images per class (10 classes): enough for 31 feed steps of batch 64; val gets half. */
 const perClass = (o: Options) => (o.tiny ? 6 : 200);
+
+/** The dataset alone (run.sh starts this in the background while the GPU parts run). */
+async function partData(o: Options): Promise<void> {
+  await benchLoader({ quick: true, dir: dataDir(o), perClass: perClass(o), workers: [], torch: false, overlap: false, log });
+  log(`data: ${dataDir(o)} ready`);
+}
 
 async function partLoader(o: Options): Promise<void> {
   const workers = o.tiny ? 2 : GPU_WORKERS;
@@ -202,10 +213,7 @@ async function partLoader(o: Options): Promise<void> {
 /** A real-data training run through the CLI on the GPU backend, --workers N: how long each step waits for data. */
 async function partFeed(o: Options): Promise<void> {
   const data = dataDir(o);
-  if (!existsSync(path.join(data, '.complete'))) {
-    // the loader part writes it; alone, write it here
-    await benchLoader({ quick: true, dir: data, perClass: perClass(o), workers: [], torch: false, overlap: false, log });
-  }
+  if (!existsSync(path.join(data, '.complete'))) await partData(o); // run alone
   const workers = o.tiny ? 2 : GPU_WORKERS;
   const batch = o.tiny ? 4 : 64;
   const size = o.tiny ? 32 : 224;
@@ -375,6 +383,7 @@ async function main(): Promise<void> {
     case 'correctness': return partCorrectness(o);
     case 'models': return partModels(o);
     case 'memory': return partMemory(o);
+    case 'data': return partData(o);
     case 'loader': return partLoader(o);
     case 'feed': return partFeed(o);
     case 'report': {

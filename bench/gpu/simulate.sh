@@ -13,7 +13,7 @@ export OUT=$SIM/out
 mkdir -p "$SIM/repo" "$OUT"
 git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$SIM/repo"
 cp -r .gpu "$SIM/repo/.gpu"
-echo "simulate: device layout in $SIM/repo ($(du -sm "$SIM/repo" | cut -f1) MiB), OUT=$OUT"
+echo "simulate: device layout in $SIM/repo ($(du -sm --apparent-size "$SIM/repo" | cut -f1) MiB), OUT=$OUT"
 # a bare machine: no earlier dataset, a private work folder
 export STR_GPU_WORK=$SIM/work
 export TMPDIR=$SIM/tmp
