@@ -178,12 +178,14 @@ export async function initBackend(choice: BackendChoice, log: (line: string) => 
       break;
     case 'auto': {
       const gpu = await tryTensorflow('@tensorflow/tfjs-node-gpu');
-      if (gpu == null) {
+      // libtensorflow loads CUDA lazily: without a usable GPU tfjs-node-gpu still loads, on the CPU
+      const tfSeesGpu = gpu == null && (tf.backend() as { isUsingGpuDevice?: boolean }).isUsingGpuDevice !== false;
+      if (tfSeesGpu) {
         state = { name: 'tensorflow', detail: '@tensorflow/tfjs-node-gpu' };
         reason = 'tfjs-node-gpu loaded: TensorFlow with CUDA (GPU)';
         break;
       }
-      const gpuWhy = `tfjs-node-gpu ${gpu === 'not installed' ? 'not installed' : `failed (${gpu})`}`;
+      const gpuWhy = gpu == null ? 'tfjs-node-gpu sees no GPU' : `tfjs-node-gpu ${gpu === 'not installed' ? 'not installed' : `failed (${gpu})`}`;
       // never a software adapter, and never with several workers per machine (one GPU for all)
       const hw: AdapterResult = opts?.sharedMachineFlag
         ? { missing: `not with ${opts.sharedMachineFlag} (cannot select a GPU per worker)` }
@@ -195,6 +197,13 @@ export async function initBackend(choice: BackendChoice, log: (line: string) => 
         break;
       }
       const webgpuWhy = `webgpu: ${missingWhy(hw)}`;
+      if (gpu == null) {
+        // tfjs-node-gpu is up on the CPU: as fast as tfjs-node (which cannot load beside it)
+        if (!(await tf.setBackend('tensorflow'))) throw new Error('the tensorflow backend failed to initialise');
+        state = { name: 'tensorflow', detail: '@tensorflow/tfjs-node-gpu (CPU)' };
+        reason = `${gpuWhy}; ${webgpuWhy}; native TensorFlow on CPU`;
+        break;
+      }
       const cpuTf = await tryTensorflow('@tensorflow/tfjs-node');
       if (cpuTf == null) {
         state = { name: 'tensorflow', detail: '@tensorflow/tfjs-node' };

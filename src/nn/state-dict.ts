@@ -22,6 +22,14 @@ export function toTorchLayout(t: tf.Tensor, layout: TorchLayout): HostTensor {
   return out;
 }
 
+/** toTorchLayout read back asynchronously (works on every backend, webgpu included). */
+export async function toTorchLayoutAsync(t: tf.Tensor, layout: TorchLayout): Promise<HostTensor> {
+  const p = layout === 'plain' ? t : tf.transpose(t, TO_TORCH[layout]);
+  const data = Float32Array.from(await p.data());
+  if (p !== t) p.dispose();
+  return { dtype: 'float32', shape: [...p.shape], data };
+}
+
 /** Host tensor in PyTorch layout → internal tensor (caller owns it). */
 export function fromTorchLayout(h: HostTensor, layout: TorchLayout): tf.Tensor {
   const data = h.data instanceof Float32Array ? h.data : Float32Array.from(h.data as ArrayLike<number>, Number);
@@ -50,6 +58,20 @@ export function stateDict(model: Module, opts: { prefix?: string } = {}): StateD
       sd.set(prefix + e.name, { dtype: 'int64', shape: [], data: BigInt64Array.of(BigInt(e.counter.value)) });
     } else {
       sd.set(prefix + e.name, toTorchLayout(e.spec.variable, e.spec.layout));
+    }
+  }
+  return sd;
+}
+
+/** stateDict read back asynchronously (what checkpoints use: webgpu has no synchronous read). */
+export async function stateDictAsync(model: Module, opts: { prefix?: string } = {}): Promise<StateDict> {
+  const prefix = opts.prefix ?? MODULE_PREFIX;
+  const sd: StateDict = new Map();
+  for (const e of model.stateEntries()) {
+    if (e.kind === 'counter') {
+      sd.set(prefix + e.name, { dtype: 'int64', shape: [], data: BigInt64Array.of(BigInt(e.counter.value)) });
+    } else {
+      sd.set(prefix + e.name, await toTorchLayoutAsync(e.spec.variable, e.spec.layout));
     }
   }
   return sd;

@@ -37,24 +37,41 @@ export function reportedLayers(model: Model): Array<[string, ConvBase]> {
  */
 export function layerStats(model: Model, layers = reportedLayers(model)): LayerStat[] {
   if (layers.length === 0) return [];
-  const zeros = tf.tidy(() => tf.stack(layers.map(([, c]) => c.zeroCount())));
+  const { zeros, thresholds } = statTensors(layers);
   const z = zeros.dataSync();
-  zeros.dispose();
-  const strLayers = layers.filter(([, c]) => c instanceof STRConv).map(([, c]) => c as STRConv);
-  let taus: number[] = [];
-  if (strLayers.length) {
-    const t = tf.tidy(() => tf.concat(strLayers.map((c) => tf.reshape(c.tau(), [1]))));
-    taus = Array.from(t.dataSync());
-    t.dispose();
-  }
-  let t = 0;
+  const t = thresholds.dataSync();
+  tf.dispose([zeros, thresholds]);
+  return statsOf(layers, z, t);
+}
+
+/**
+ * The same, read back asynchronously: what runs use, as a GPU backend (webgpu in Node) has no
+ * synchronous read.
+ */
+export async function layerStatsAsync(model: Model, layers = reportedLayers(model)): Promise<LayerStat[]> {
+  if (layers.length === 0) return [];
+  const { zeros, thresholds } = statTensors(layers);
+  const [z, t] = await Promise.all([zeros.data(), thresholds.data()]);
+  tf.dispose([zeros, thresholds]);
+  return statsOf(layers, z, t);
+}
+
+/** Zero counts (int32, exact) and thresholds of every layer, computed on the device. */
+function statTensors(layers: Array<[string, ConvBase]>): { zeros: tf.Tensor; thresholds: tf.Tensor } {
+  return tf.tidy(() => ({
+    zeros: tf.stack(layers.map(([, c]) => c.zeroCount())),
+    thresholds: tf.stack(layers.map(([, c]) => tf.reshape(c.thresholdTensor(), []))),
+  }));
+}
+
+function statsOf(layers: Array<[string, ConvBase]>, z: ArrayLike<number>, t: ArrayLike<number>): LayerStat[] {
   return layers.map(([name, c], i) => ({
     name: MODULE_PREFIX + name,
     type: c.typeName,
     zeros: z[i],
     numel: c.numel,
     sparsity: (100 * z[i]) / c.numel,
-    threshold: c instanceof STRConv ? taus[t++] : c.thresholdValue(),
+    threshold: t[i],
   }));
 }
 

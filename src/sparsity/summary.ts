@@ -1,6 +1,6 @@
 import type { Model } from '../models/model.js';
 import { BatchNormBase } from '../nn/batchnorm.js';
-import { layerStats } from './stats.js';
+import { layerStats, layerStatsAsync, type LayerStat } from './stats.js';
 
 export interface SummaryRow {
   name: string;
@@ -44,7 +44,17 @@ export interface ModelSummary {
 export function modelSummary(model: Model, imageSize = 224): ModelSummary {
   model.traceShapes(imageSize);
   const layers = model.convLayers();
-  const stats = layerStats(model, layers);
+  return summaryOf(model, imageSize, layers, layerStats(model, layers));
+}
+
+/** The same with the statistics read back asynchronously (any backend, webgpu included). */
+export async function modelSummaryAsync(model: Model, imageSize = 224): Promise<ModelSummary> {
+  model.traceShapes(imageSize);
+  const layers = model.convLayers();
+  return summaryOf(model, imageSize, layers, await layerStatsAsync(model, layers));
+}
+
+function summaryOf(model: Model, imageSize: number, layers: ReturnType<Model['convLayers']>, stats: LayerStat[]): ModelSummary {
   const rows: SummaryRow[] = layers.map(([, c], i) => {
     const s = stats[i];
     const [oh, ow] = c.outHW!;

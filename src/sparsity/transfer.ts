@@ -1,9 +1,10 @@
 import * as tf from '../tf.js';
 import type { Model } from '../models/model.js';
-import { strSigmoid } from '../nn/conv/str.js';
+import { SIGMOID_ZERO_AT_OR_BELOW, strSigmoid } from '../nn/conv/str.js';
+import { backendReadsSynchronously } from '../backend/sync-reads.js';
 import { TopKConv } from '../nn/conv/masked.js';
 import { GMPConv } from '../nn/conv/gmp.js';
-import { loadStateDict, stateDict, stripModulePrefix, torchShapeOf, MODULE_PREFIX, type LoadReport } from '../nn/state-dict.js';
+import { loadStateDict, stateDict, stateDictAsync, stripModulePrefix, torchShapeOf, MODULE_PREFIX, type LoadReport } from '../nn/state-dict.js';
 import type { HostTensor, StateDict } from '../io/host-tensor.js';
 import { UserError } from '../util/errors.js';
 
@@ -19,6 +20,7 @@ export function weightKeyOf(thresholdKey: string): string {
 
 /** Ŵ = sign(W)·relu(|W| − sigmoid(s)) for host tensors, computed with the same device ops as STRConv. */
 export function softThreshold(w: HostTensor, s: HostTensor): HostTensor {
+  if (!backendReadsSynchronously()) return softThresholdOnHost(w, s);
   const out = tf.tidy(() => {
     const W = tf.tensor(Float32Array.from(w.data as ArrayLike<number>), w.shape);
     const tau = strSigmoid(tf.tensor(Float32Array.from(s.data as ArrayLike<number>), s.shape.length ? s.shape : [1]));
@@ -26,6 +28,24 @@ export function softThreshold(w: HostTensor, s: HostTensor): HostTensor {
   });
   const data = Float32Array.from(out.dataSync());
   out.dispose();
+  return { dtype: 'float32', shape: [...w.shape], data };
+}
+
+/**
+ * The same on the host, with the cpu backend's float32 semantics (sigmoid evaluated in float64
+ * and rounded to float32, exactly 0 at or below SIGMOID_ZERO_AT_OR_BELOW; |w| − τ rounded to
+ * float32), for backends without a synchronous read.
+ */
+export function softThresholdOnHost(w: HostTensor, s: HostTensor): HostTensor {
+  const sv = Math.fround(Number((s.data as ArrayLike<number>)[0]));
+  const tau = sv <= SIGMOID_ZERO_AT_OR_BELOW ? 0 : Math.fround(1 / (1 + Math.exp(-sv)));
+  const src = w.data as ArrayLike<number>;
+  const data = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const v = Math.fround(Number(src[i]));
+    const m = Math.fround(Math.abs(v) - tau);
+    data[i] = m > 0 ? Math.sign(v) * m : 0;
+  }
   return { dtype: 'float32', shape: [...w.shape], data };
 }
 
@@ -194,6 +214,7 @@ export function budgetFromStr(sd: StateDict, source = 'checkpoint'): Map<string,
  * weight Ŵ, no sparseThreshold entries; loads into the same architecture with DenseConv.
  */
 export function denseCompatibleStateDict(model: Model): StateDict {
+  if (!backendReadsSynchronously()) throw new Error('denseCompatibleStateDict: use denseCompatibleStateDictAsync on this backend');
   const sd = stateDict(model);
   const effective = new Map<string, HostTensor>();
   for (const [name, conv] of model.convLayers()) {
@@ -202,12 +223,30 @@ export function denseCompatibleStateDict(model: Model): StateDict {
     effective.set(`${MODULE_PREFIX}${name}.weight`, { dtype: 'float32', shape: [...w.shape], data: Float32Array.from(w.dataSync()) });
     w.dispose();
   }
+  return withEffectiveWeights(sd, effective);
+}
+
+/** `sd` without thresholds and with the effective weights in place of the sparse convs' weights. */
+function withEffectiveWeights(sd: StateDict, effective: Map<string, HostTensor>): StateDict {
   const out: StateDict = new Map();
   for (const [k, v] of sd) {
     if (k.endsWith(THRESHOLD_SUFFIX)) continue;
     out.set(k, effective.get(k) ?? v);
   }
   return out;
+}
+
+/** denseCompatibleStateDict read back asynchronously (any backend, webgpu included). */
+export async function denseCompatibleStateDictAsync(model: Model): Promise<StateDict> {
+  const sd = await stateDictAsync(model);
+  const effective = new Map<string, HostTensor>();
+  for (const [name, conv] of model.convLayers()) {
+    if (conv.typeName === 'DenseConv') continue;
+    const w = tf.tidy(() => conv.toTorchOrder(conv.effectiveWeight()));
+    effective.set(`${MODULE_PREFIX}${name}.weight`, { dtype: 'float32', shape: [...w.shape], data: Float32Array.from(await w.data()) });
+    w.dispose();
+  }
+  return withEffectiveWeights(sd, effective);
 }
 
 /** GMP layers' (target, current) rates keyed by module name: our checkpoints' metadata (quirk 16). */

@@ -5,7 +5,7 @@ import type { HostTensor, StateDict } from '../io/host-tensor.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { sniffCheckpointFile } from '../io/formats.js';
 import { readTorchCheckpoint, extractStateDict } from '../io/pytorch/index.js';
-import { stateDict, loadStateDict, toTorchLayout, fromTorchLayout, MODULE_PREFIX, stripModulePrefix } from '../nn/state-dict.js';
+import { stateDictAsync, loadStateDict, toTorchLayoutAsync, fromTorchLayout, MODULE_PREFIX, stripModulePrefix } from '../nn/state-dict.js';
 import { pruneRates, restorePruneRates } from '../sparsity/transfer.js';
 import { UserError } from '../util/errors.js';
 
@@ -48,9 +48,16 @@ export async function saveCheckpoint(
   path: string,
   c: { model: Model; optimizer?: Optimizer; meta: CheckpointMeta; config?: unknown },
 ): Promise<void> {
-  const tensors: StateDict = stateDict(c.model);
+  // read back asynchronously: a GPU backend (webgpu in Node) has no synchronous read
+  const tensors: StateDict = await stateDictAsync(c.model);
   if (c.optimizer) {
-    const state = c.optimizer.stateTensors((t, p) => toTorchLayout(t, p.layout));
+    const reads: Array<Promise<unknown>> = [];
+    const state = c.optimizer.stateTensors((t, p) => {
+      const h: HostTensor = { dtype: 'float32', shape: [], data: new Float32Array(0) };
+      reads.push(toTorchLayoutAsync(t, p.layout).then((r) => Object.assign(h, r)));
+      return h;
+    });
+    await Promise.all(reads);
     for (const [k, v] of state) tensors.set(`${OPT_PREFIX}${MODULE_PREFIX}${k}`, v);
   }
   const metadata: Record<string, string> = {

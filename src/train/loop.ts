@@ -33,7 +33,7 @@ export interface LoopContext {
    * --stats-every N: every N iterations the current total sparsity (%) from this probe is shown
    * in the progress output (a host read of every layer, so not every step).
    */
-  sparsityProbe?: { every: number; total: () => number };
+  sparsityProbe?: { every: number; total: () => Promise<number> };
   /**
    * Data-parallel runs: sums `v` over all workers in place (an all-reduce). Every worker calls it
    * at the same iterations (each print_freq-th and the last), so that the progress lines and
@@ -161,7 +161,7 @@ export async function trainOneEpoch(loader: DataLoader, optimizer: Optimizer, ep
       tf.dispose([batch.images, batch.labels]);
       await ctx.afterStep?.(optimizer.steps);
     }
-    if (ctx.sparsityProbe && i % ctx.sparsityProbe.every === 0) sparsity.update(ctx.sparsityProbe.total());
+    if (ctx.sparsityProbe && i % ctx.sparsityProbe.every === 0) sparsity.update(await ctx.sparsityProbe.total());
     if (i % ctx.printFreq === 0 || i === loader.numBatches - 1) {
       await flush();
       await global.sync(n);

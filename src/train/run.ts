@@ -13,11 +13,11 @@ import type { DataLoader } from '../data/loader.js';
 import { broadcastParameters, reduceGradientsHook, sharedRandomSeed, type Collective } from '../distributed/index.js';
 import { installTestHooks } from '../distributed/test-hooks.js';
 import { saveCheckpoint, readCheckpoint, restoreCheckpoint, type CheckpointMeta } from './checkpoint.js';
-import { layerStats, totalSparsity, reportedLayers } from '../sparsity/stats.js';
-import { modelSummary, formatSummary } from '../sparsity/summary.js';
+import { layerStatsAsync, totalSparsity, reportedLayers } from '../sparsity/stats.js';
+import { modelSummaryAsync, formatSummary } from '../sparsity/summary.js';
 import { gmpDecay, gmpDecayInForce } from '../sparsity/gmp-schedule.js';
 import { GMPConv } from '../nn/conv/gmp.js';
-import { loadPretrained, applyBudget, budgetFromStr, denseCompatibleStateDict } from '../sparsity/transfer.js';
+import { loadPretrained, applyBudget, budgetFromStr, denseCompatibleStateDictAsync } from '../sparsity/transfer.js';
 import { parseBudgetCsv, budgetColumn } from '../sparsity/budgets.js';
 import { allocateRunDir, removeStaleTempFiles, runBase, runPaths, type RunPaths } from '../io/run-dir.js';
 import { appendResult, EpochTable, writeLayerwiseJson } from '../io/results.js';
@@ -94,7 +94,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const cleanup: Array<() => void> = [];
   try {
     if (c.summary) {
-      log(formatSummary(modelSummary(model, c.image_size)));
+      log(formatSummary(await modelSummaryAsync(model, c.image_size)));
       return { bestAcc1: 0, lastAcc1: 0, lastAcc5: 0 };
     }
     log(`=> ${c.arch} (${c.conv_type}, ${numClasses} classes): ${model.numParameters().toLocaleString('en-US')} parameters`);
@@ -185,13 +185,13 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       // progress lines and TensorBoard show the global batch, not rank 0's shard
       ...(coll && worldSize > 1 ? { combineMeters: (v: Float32Array) => coll.allReduceSum(v) } : {}),
     };
-    if (c.stats_every && c.conv_type !== 'DenseConv') ctx.sparsityProbe = { every: c.stats_every, total: () => totalSparsity(layerStats(model)).sparsity };
+    if (c.stats_every && c.conv_type !== 'DenseConv') ctx.sparsityProbe = { every: c.stats_every, total: async () => totalSparsity(await layerStatsAsync(model)).sparsity };
     await installTestHooks(model, ctx, rank);
     if (c.evaluate) {
       if (!data) throw new UserError('--evaluate needs --data');
       const r = await validateAll(data.val, ctx, coll, model, startEpoch);
       log(`=> evaluation: top-1 ${r.top1.toFixed(2)}  top-5 ${r.top5.toFixed(2)}  loss ${r.loss.toFixed(4)}`);
-      log(formatSummary(modelSummary(model, c.image_size)));
+      log(formatSummary(await modelSummaryAsync(model, c.image_size)));
       return { runDir: paths?.dir, bestAcc1: best.acc1, lastAcc1: r.top1, lastAcc5: r.top5 };
     }
     if (!data) throw new UserError('training needs --data');
@@ -240,7 +240,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       best.train1 = Math.max(best.train1, train.top1);
       best.train5 = Math.max(best.train5, train.top5);
 
-      const stats = sparse ? layerStats(model) : [];
+      const stats = sparse ? await layerStatsAsync(model) : [];
       const total = sparse ? totalSparsity(stats).sparsity : 0;
       if (lead && paths) {
         const m = meta(epoch + 1, val.top1, val.top5);
@@ -297,7 +297,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
         bestTrainTop5: best.train5,
       });
       if (sparse) {
-        const stats = layerStats(model);
+        const stats = await layerStatsAsync(model);
         finalSparsity = totalSparsity(stats).sparsity;
         const name = c.name ?? `${c.arch}_${c.conv_type}`;
         writeLayerwiseJson(root, 'sparsity', name, { ...Object.fromEntries(stats.map((s) => [s.name, s.sparsity])), total: finalSparsity });
@@ -361,7 +361,7 @@ function runDirOfCheckpoint(file: string): string | undefined {
 
 /** --dense-conv-model: the dense-compatible model as our checkpoint and as a PyTorch .pth. */
 async function writeDenseCompatible(model: Model, paths: RunPaths, log: (l: string) => void): Promise<void> {
-  const sd = denseCompatibleStateDict(model);
+  const sd = await denseCompatibleStateDictAsync(model);
   const st = paths.checkpoint('epoch_pretrained');
   await writeSafetensors(st, sd, { format: 'str-train-dense/1', arch: model.arch });
   const pth = join(paths.checkpoints, 'epoch_pretrained.state');

@@ -6,6 +6,8 @@ import { copyAdapterInfo, describeAdapter, isSoftwareAdapter } from '../../src/b
 import { webgpuMultiDeviceError } from '../../src/backend/webgpu/multi-device.js';
 import { UserError } from '../../src/util/errors.js';
 import { webgpuSkipReason } from '../helpers/webgpu.js';
+import { spawnSync } from 'node:child_process';
+import { cliArgs, REPO } from '../distributed/cli-common.js';
 
 const skip = await webgpuSkipReason();
 
@@ -29,6 +31,12 @@ test('--backend webgpu with several workers per machine is a one-line error sayi
   assert.ok(!msg.includes('\n'));
   assert.match(msg, /^--multigpu with --backend webgpu is not supported: .*identical GPUs share.*CUDA_VISIBLE_DEVICES/);
   await assert.rejects(initBackend('webgpu', () => {}, { sharedMachineFlag: '--multigpu' }), (e: unknown) => e instanceof UserError && e.message === msg);
+});
+
+test('str-train --backend webgpu --multigpu 0,1 stops before launching, with one line and a non-zero exit', () => {
+  const r = spawnSync(process.execPath, cliArgs(['--arch', 'ResNet18', '--backend', 'webgpu', '--multigpu', '0,1', '--data', '/nonexistent']), { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+  assert.notEqual(r.status, 0);
+  assert.equal(r.stderr, `str-train: ${webgpuMultiDeviceError('--multigpu')}\n`);
 });
 
 test('auto never picks a software adapter', { skip }, async () => {

@@ -108,7 +108,7 @@ test('webgpu steps: no host read inside a step; tensors and GPU bytes flat from 
   await initBackend('webgpu', () => {});
   const start = tf.memory().numTensors;
   const backend = tf.backend() as unknown as { readSync: (...a: unknown[]) => unknown; read: (...a: unknown[]) => unknown };
-  for (const convType of ['STRConv', 'GMPConv'] as ConvTypeName[]) {
+  for (const convType of ['STRConv', 'DNWConv', 'GMPConv'] as ConvTypeName[]) {
     const { step, dispose } = setup('ResNet18', convType, {});
     // warm-up: momentum buffers, pipelines, the buffer pool
     for (let i = 0; i < 2; i++) {

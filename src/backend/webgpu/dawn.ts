@@ -107,7 +107,7 @@ export async function findSoftwareAdapter(): Promise<AdapterResult> {
   try {
     const gpu = webgpu.create(['backend=opengles']);
     const adapter = await gpu.requestAdapter({ featureLevel: 'compatibility' });
-    if (adapter == null) return { missing: 'no OpenGL ES adapter (Debian packages libegl1 libgles2 libgl1-mesa-dri libegl-mesa0)' };
+    if (adapter == null) return { missing: 'Dawn found no OpenGL ES adapter (EGL with Mesa)' };
     const info = copyAdapterInfo(adapter.info);
     return { found: { gpu, adapter, info, software: isSoftwareAdapter(info), globals: webgpu.globals } };
   } catch (e) {

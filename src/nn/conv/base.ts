@@ -116,8 +116,16 @@ export abstract class ConvBase extends Module {
   /** Ŵ, the weight the convolution actually uses (differentiable w.r.t. the parameters). */
   abstract effectiveWeight(): tf.Tensor;
 
-  /** Threshold reported by sparsity() (see LayerSparsity.threshold). */
-  abstract thresholdValue(): number;
+  /** Threshold reported by sparsity() (see LayerSparsity.threshold), as a device scalar. */
+  abstract thresholdTensor(): tf.Tensor;
+
+  /** The threshold read back synchronously (cpu/wasm; GPU backends read thresholdTensor()). */
+  thresholdValue(): number {
+    const t = this.thresholdTensor();
+    const v = t.dataSync()[0];
+    t.dispose();
+    return v;
+  }
 
   forward(x: tf.Tensor): tf.Tensor {
     const w = this.effectiveWeight();

@@ -9,7 +9,7 @@ export class DenseConv extends ConvBase {
     return this.weight;
   }
 
-  thresholdValue(): number {
-    return 0;
+  thresholdTensor(): tf.Tensor {
+    return tf.scalar(0);
   }
 }

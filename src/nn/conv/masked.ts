@@ -34,12 +34,11 @@ export abstract class TopKConv extends ConvBase {
     return pruneMaskDevice(this.weight, k, (t) => this.toTorchOrder(t), (t) => this.fromTorchOrder(t));
   }
 
-  thresholdValue(): number {
+  thresholdTensor(): tf.Tensor {
     const m = this.mask();
-    if (!m) return 0;
+    if (!m) return tf.scalar(0);
     const v = tf.tidy(() => tf.max(tf.mul(tf.abs(this.weight), tf.sub(1, m))));
-    const out = v.dataSync()[0];
-    tf.dispose([m, v]);
-    return out;
+    m.dispose();
+    return v;
   }
 }

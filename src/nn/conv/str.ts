@@ -42,11 +42,8 @@ export class STRConv extends ConvBase {
     return softThresholdWeight(this.weight, this.sparseThreshold);
   }
 
-  thresholdValue(): number {
-    const t = this.tau();
-    const v = t.dataSync()[0];
-    t.dispose();
-    return v;
+  thresholdTensor(): tf.Tensor {
+    return this.tau();
   }
 }
 
