@@ -123,6 +123,8 @@ async function partAdapter(o: Options): Promise<void> {
   }
   const res = {
     part: 'adapter', tiny: o.tiny, machine: machineFacts(), nvidiaSmi: smi,
+    // the device gets no .git: the commit comes from .gpu/MANIFEST (run.sh)
+    build: process.env.STR_GPU_BUILD ?? null,
     env: Object.fromEntries(['VK_DRIVER_FILES', 'VK_ICD_FILENAMES', 'EGL_PLATFORM', '__EGL_VENDOR_LIBRARY_FILENAMES'].filter((k) => process.env[k]).map((k) => [k, process.env[k]])),
     dawn: adapters ?? { error: `${probe.stderr.trim().split('\n').slice(-3).join(' | ')} (exit ${probe.code})` },
     strTrainBackend: backendLine.code === 0 ? backendLine.stdout.trim().split('\n').pop() : `FAILED: ${backendLine.stderr.trim().split('\n').slice(-3).join(' | ')}`,
@@ -215,12 +217,12 @@ async function partFeed(o: Options): Promise<void> {
   const data = dataDir(o);
   if (!existsSync(path.join(data, '.complete'))) await partData(o); // run alone
   const workers = o.tiny ? 2 : GPU_WORKERS;
-  const batch = o.tiny ? 4 : 64;
+  const batch = o.tiny ? 6 : 64;
   const size = o.tiny ? 32 : 224;
   const printFreq = o.tiny ? 1 : 5;
   const logDir = path.join(os.tmpdir(), `str-gpu-check-feed-${process.pid}`);
   const args = [
-    '--arch', o.tiny ? 'ResNet18' : 'ResNet50', '--conv-type', 'STRConv', '--num-classes', '10', '--data', data, '--set', 'ImageFolder',
+    '--arch', o.tiny ? 'ResNet18' : 'ResNet50', ...(o.tiny ? ['--width-mult', '0.25'] : []), '--conv-type', 'STRConv', '--num-classes', '10', '--data', data, '--set', 'ImageFolder',
     '--image-size', String(size), '--val-resize', String(o.tiny ? 36 : 256), '--backend', o.backend, '--batch-size', String(batch),
     '--epochs', '1', '--print-freq', String(printFreq), '--progress', 'plain', '--seed', '0', '--workers', String(workers), '--log-dir', logDir,
   ];
@@ -261,7 +263,7 @@ async function partFeed(o: Options): Promise<void> {
 
 const fmt = (x: number | undefined, d = 1) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
 
-interface Adapter { nvidiaSmi?: { gpus?: Array<Record<string, string>>; error?: string }; strTrainBackend?: string; torch?: Record<string, unknown>; dawn?: unknown; tiny?: boolean; machine?: { cpu: string; cores: number; node: string; commit: string | null; date: string } }
+interface Adapter { build?: string | null; nvidiaSmi?: { gpus?: Array<Record<string, string>>; error?: string }; strTrainBackend?: string; torch?: Record<string, unknown>; dawn?: unknown; tiny?: boolean; machine?: { cpu: string; cores: number; node: string; commit: string | null; date: string } }
 
 /** RESULTS.md from the parts' JSON files in `dir`. */
 export function renderGpuReport(dir: string, skipped: string[] = []): string {
@@ -285,7 +287,7 @@ export function renderGpuReport(dir: string, skipped: string[] = []): string {
   const t = adapter?.torch;
   if (t) out.push(`- PyTorch: ${t.error ? t.error : `${t.torch}, torchvision ${t.torchvision}, CUDA ${t.cuda ?? 'none'}${t.device ? `, ${t.device}` : ''}`}`);
   if (models && 'version' in models.torch && models.torch.cudnn) out.push(`- cuDNN ${models.torch.cudnn}; PyTorch's default TF32 flags: ${JSON.stringify(models.torch.defaultTf32)}`);
-  if (adapter?.machine) out.push(`- host: ${adapter.machine.cpu}, ${adapter.machine.cores} cores, node ${adapter.machine.node}, commit ${adapter.machine.commit ?? '?'}, ${adapter.machine.date}`);
+  if (adapter?.machine) out.push(`- host: ${adapter.machine.cpu}, ${adapter.machine.cores} cores, node ${adapter.machine.node}, ${adapter.build ?? `commit ${adapter.machine.commit ?? '?'}`}, ${adapter.machine.date}`);
   out.push('');
 
   out.push('## Correctness on this adapter', '');

@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-BUDGET=${BUDGET:-$([ -n "$TINY" ] && echo 1500 || echo 450)}
+BUDGET=${BUDGET:-$([ -n "$TINY" ] && echo 1800 || echo 450)}
 OUT=${OUT:-$PWD/.gpu-out}
 WORK=${STR_GPU_WORK:-/tmp/str-gpu}
 mkdir -p "$OUT" "$WORK/bin"
@@ -47,7 +47,8 @@ if [ -s .gpu/bundle.tar.xz ] && { [ ! -d node_modules ] || [ -n "${STR_GPU_UNPAC
   xz -dc .gpu/bundle.tar.xz | tar -xf - || { echo "run.sh: could not unpack .gpu/bundle.tar.xz"; exit 1; }
 fi
 [ -f dist/bench/gpu/check.js ] || { echo "run.sh: dist/bench/gpu/check.js is missing (carry .gpu, built by bench/gpu/pack.sh)"; exit 1; }
-echo "node $("$NODE" -v), $(head -1 .gpu/MANIFEST 2>/dev/null || echo 'no .gpu/MANIFEST: the local build')"
+export STR_GPU_BUILD="$(head -1 .gpu/MANIFEST 2>/dev/null || echo 'no .gpu/MANIFEST: the local build')"
+echo "node $("$NODE" -v), $STR_GPU_BUILD"
 
 # ---- the Vulkan loader (device tool README): the GPU image may have the driver but no libvulkan.so.1
 if [ -z "$TINY" ]; then
@@ -140,11 +141,12 @@ else
   part memory      120   15   5
   data_ready
   part loader      120   20   5
-  part feed        240   30   5
+  part feed        300   30   5
 fi
 set +m
 
-# ---- the report, printed last (the tool returns the output's tail)
+# ---- the report, printed last (the tool returns the output's tail); at most 8 files come back
+rm -f "$RES"/*.tmp
 "$NODE" dist/bench/gpu/check.js report --out "$RES" ${SKIPPED:+--skipped "$SKIPPED"}
 echo
 cat "$RES/RESULTS.md"
