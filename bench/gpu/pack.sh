@@ -88,7 +88,8 @@ while read -r p; do
 done < "$STAGE/packages" >> "$LIST"
 for f in node_modules/@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.node.js node_modules/webgpu/dist/linux-x64/dawn.node \
          node_modules/@tensorflow/tfjs-core/dist/tf-core.node.js node_modules/sharp/package.json; do
-  tr '\0' '\n' < "$LIST" | grep -qx "$f" || { echo "pack.sh: $f is not in the bundle" >&2; exit 1; }
+  # (not grep -q: under pipefail its early exit would fail the pipeline with SIGPIPE)
+  tr '\0' '\n' < "$LIST" | grep -x "$f" >/dev/null || { echo "pack.sh: $f is not in the bundle" >&2; exit 1; }
 done
 echo "pack: $(tr -cd '\0' < "$LIST" | wc -c) files, $(xargs -0 du -cb < "$LIST" | tail -1 | awk '{printf "%.1f", $1/1048576}') MiB; compressing (xz $XZLEVEL)"
 tar --null -T "$LIST" -cf - | xz -T0 $XZLEVEL > "$CARRY/bundle.tar.xz"
