@@ -52,7 +52,7 @@ echo "node $("$NODE" -v), $STR_GPU_BUILD"
 
 # ---- the Vulkan loader (device tool README): the GPU image may have the driver but no libvulkan.so.1
 if [ -z "$TINY" ]; then
-  if ! ldconfig -p | grep -q 'libvulkan.so.1'; then
+  if ! ldconfig -p | grep 'libvulkan.so.1' >/dev/null; then   # (no -q: pipefail + SIGPIPE)
     echo "no libvulkan.so.1: unpacking the carried loader debs into /"
     for f in .gpu/debs/*.deb; do dpkg -x "$f" /; done
     ldconfig
