@@ -159,16 +159,24 @@ async function partCorrectness(o: Options): Promise<void> {
       continue;
     }
     const r = node(['--test', '--test-reporter=tap', path.join(dir, f)], {}, left);
+    // the summary lines, or (a run stopped at its limit has none) the top-level results so far
+    const complete = /^# tests \d+/m.test(r.stdout);
+    const top = (re: RegExp) => [...r.stdout.matchAll(re)].length;
     const count = (k: string) => Number(r.stdout.match(new RegExp(`^# ${k} (\\d+)`, 'm'))?.[1] ?? NaN);
+    const tally = complete
+      ? { tests: count('tests'), pass: count('pass'), fail: count('fail'), skipped: count('skipped') }
+      : { tests: top(/^(?:not )?ok \d+ - /gm), pass: top(/^ok \d+ - (?!.*# SKIP)/gm), fail: top(/^not ok \d+ - /gm), skipped: top(/^ok \d+ - .*# SKIP/gm) };
     const failures = [...r.stdout.matchAll(/^\s*not ok \d+ - (.*)$/gm)].map((m) => m[1]);
     const skips = [...r.stdout.matchAll(/^\s*ok \d+ - (.*) # SKIP(.*)$/gm)].map((m) => `${m[1]}:${m[2]}`);
     const row = {
-      file: f, exit: r.code, seconds: round(r.ms / 1000, 1), tests: count('tests'), pass: count('pass'), fail: count('fail'), skipped: count('skipped'),
+      file: f, exit: r.code, complete, seconds: round(r.ms / 1000, 1), ...tally,
       failures, skips, ...(r.code !== 0 ? { tail: (r.stdout + r.stderr).slice(-3000) } : {}),
     };
     per.push(row);
-    log(`correctness ${f}: ${row.pass} pass, ${row.fail} fail, ${row.skipped} skipped (${row.seconds} s)${failures.length ? `; failed: ${failures.join('; ')}` : ''}${skips.length ? `; skipped: ${skips.slice(0, 3).join('; ')}` : ''}`);
+    log(`correctness ${f}: ${row.pass} pass, ${row.fail} fail, ${row.skipped} skipped (${row.seconds} s)${complete ? '' : ', STOPPED before the end'}${failures.length ? `; failed: ${failures.join('; ')}` : ''}${skips.length ? `; skipped: ${skips.slice(0, 3).join('; ')}` : ''}`);
     if (r.code === null) log(`correctness ${f}: ${r.stderr.trim().split('\n').pop()}`);
+    // after every file: a part stopped at its limit keeps the files done
+    writeJson(o, 'correctness', { part: 'correctness', files: [...per, ...files.slice(per.length).map((file) => ({ file, skipped: 'not reached' }))], passed: false, complete: false });
   }
   writeJson(o, 'correctness', { part: 'correctness', files: per, passed: per.every((p) => p.exit === 0 && !p.skipped) });
 }
@@ -295,7 +303,10 @@ export function renderGpuReport(dir: string, skipped: string[] = []): string {
   else if (correctness.skipped) out.push(`Skipped: ${correctness.skipped}.`);
   else {
     out.push('| test file | pass | fail | skipped | s |', '| --- | --- | --- | --- | --- |');
-    for (const f of correctness.files ?? []) out.push(`| ${f.file} | ${f.skipped ? `not run: ${f.skipped}` : f.pass} | ${f.fail ?? ''} | ${f.skipped && typeof f.skipped === 'string' ? '' : f.skipped} | ${f.seconds ?? ''} |`);
+    for (const f of correctness.files ?? []) {
+      if (typeof f.skipped === 'string') out.push(`| ${f.file} | not run: ${f.skipped} | | | |`);
+      else out.push(`| ${f.file}${f.complete === false ? ' (stopped at its time limit)' : ''} | ${f.pass} | ${f.fail} | ${f.skipped} | ${f.seconds} |`);
+    }
     const failed = (correctness.files ?? []).flatMap((f) => (f.failures as string[] | undefined) ?? []);
     if (failed.length) out.push('', `Failed: ${failed.join('; ')}`);
   }
