@@ -5,7 +5,8 @@
  * whether it is a fallback (software) adapter, its features and the limits that matter for
  * training. Printed as one JSON object (the GPU check keeps it in adapter.json).
  *
- *   node dist/bench/gpu/adapter.js [--opengles]
+ *   node dist/bench/gpu/adapter.js [--instance default|opengles]
+ * (one instance per process: a driver that crashes on one cannot take the other's answer with it)
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,13 +35,14 @@ export interface AdapterProbe {
   error?: string;
 }
 
-/** Every (instance options, feature level) pair's adapter, or null / the error. */
-export async function probeAdapters(withOpenGles: boolean): Promise<AdapterProbe[]> {
+/** Each feature level's adapter on one Dawn instance kind, or null / the error. */
+export async function probeAdapters(kind: 'default' | 'opengles'): Promise<AdapterProbe[]> {
   const pkg = 'webgpu'; // an optional dependency: a variable, so that tsc does not resolve it
   const { create, globals } = (await import(pkg)) as { create: (o: string[]) => Gpu; globals: object };
   Object.assign(globalThis, globals);
-  const instances: Array<[string, string[]]> = [['default (Vulkan on Linux)', []]];
-  if (withOpenGles) instances.push(['backend=opengles', ['backend=opengles']]);
+  // OpenGL ES is the tests' software path (Mesa llvmpipe); on a GPU machine it finds the GPU through EGL
+  if (kind === 'opengles') process.env.EGL_PLATFORM ??= 'surfaceless';
+  const instances: Array<[string, string[]]> = kind === 'default' ? [['default (Vulkan on Linux)', []]] : [['backend=opengles', ['backend=opengles']]];
   const out: AdapterProbe[] = [];
   for (const [name, options] of instances) {
     let gpu: Gpu;
@@ -78,7 +80,8 @@ export async function probeAdapters(withOpenGles: boolean): Promise<AdapterProbe
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === SELF) {
-  probeAdapters(process.argv.includes('--opengles')).then(
+  const i = process.argv.indexOf('--instance');
+  probeAdapters(i >= 0 && process.argv[i + 1] === 'opengles' ? 'opengles' : 'default').then(
     (r) => {
       process.stdout.write(JSON.stringify(r) + '\n');
       // dawn.node keeps the event loop alive with its instances

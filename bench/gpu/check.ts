@@ -108,8 +108,12 @@ function node(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000):
 // ------------------------------------------------------------------------------------ parts
 
 async function partAdapter(o: Options): Promise<void> {
-  const probe = node([...scriptArgs('gpu/adapter'), ...(o.tiny ? ['--opengles'] : [])], {}, 60_000);
-  const adapters = probe.code === 0 ? (JSON.parse(probe.stdout.trim().split('\n').pop()!) as object[]) : undefined;
+  const adapters: object[] = [];
+  for (const instance of ['default', 'opengles']) {
+    const probe = node([...scriptArgs('gpu/adapter'), '--instance', instance], {}, 30_000);
+    if (probe.code === 0) adapters.push(...(JSON.parse(probe.stdout.trim().split('\n').pop()!) as object[]));
+    else adapters.push({ instance, featureLevel: '-', adapter: null, error: `${probe.stderr.trim().split('\n').slice(-3).join(' | ')} (exit ${probe.code})` });
+  }
   // str-train's own choice: the backend line of the models worker (the same code as `--backend webgpu`)
   const backendLine = node([...scriptArgs('models'), '--describe', o.backend], {}, 90_000);
   const smi = nvidiaSmi();
@@ -126,14 +130,14 @@ async function partAdapter(o: Options): Promise<void> {
     // the device gets no .git: the commit comes from .gpu/MANIFEST (run.sh)
     build: process.env.STR_GPU_BUILD ?? null,
     env: Object.fromEntries(['VK_DRIVER_FILES', 'VK_ICD_FILENAMES', 'EGL_PLATFORM', '__EGL_VENDOR_LIBRARY_FILENAMES'].filter((k) => process.env[k]).map((k) => [k, process.env[k]])),
-    dawn: adapters ?? { error: `${probe.stderr.trim().split('\n').slice(-3).join(' | ')} (exit ${probe.code})` },
+    dawn: adapters,
     strTrainBackend: backendLine.code === 0 ? backendLine.stdout.trim().split('\n').pop() : `FAILED: ${backendLine.stderr.trim().split('\n').slice(-3).join(' | ')}`,
     strTrainBackendLog: backendLine.stderr.trim().split('\n').slice(-10),
     torch,
   };
   for (const g of smi.gpus ?? []) log(`nvidia-smi: ${g.name}, driver ${g.driver_version}, ${g['memory.total']}`);
   if (smi.error) log(`nvidia-smi: ${smi.error}`);
-  for (const a of (adapters ?? []) as Array<{ instance: string; featureLevel: string; adapter: { info: Record<string, unknown>; fallback: boolean } | null; error?: string }>) {
+  for (const a of adapters as Array<{ instance: string; featureLevel: string; adapter: { info: Record<string, unknown>; fallback: boolean } | null; error?: string }>) {
     log(`dawn ${a.instance}, ${a.featureLevel}: ${a.adapter ? `${JSON.stringify(a.adapter.info)}${a.adapter.fallback ? ' (fallback)' : ''}` : a.error ?? 'no adapter'}`);
   }
   log(`str-train --backend ${o.backend}: ${res.strTrainBackend}`);

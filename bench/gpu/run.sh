@@ -127,9 +127,9 @@ data_ready() {   # waits for the background dataset, at most until the budget's 
 }
 if [ -z "$TINY" ]; then
   #    name        cap  min margin   (seconds; with setup ~10 s and the report's 15 s they add up to the 450 s budget)
-  part adapter      30   10   5
-  part correctness  75   20   5
-  part models      180   60  40
+  part adapter      40   10   5
+  part correctness  70   20   5
+  part models      175   60  40
   part memory       35   15   5
   data_ready
   part loader       45   20   5
