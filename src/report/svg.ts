@@ -146,6 +146,8 @@ export interface XYPanel {
   /** Axis ranges; default: the data's, padded to tick steps. */
   x?: [number, number];
   y?: [number, number];
+  /** Horizontal reference lines (a baseline's value), dashed, labelled at the right. */
+  references?: Array<{ label: string; y: number }>;
 }
 
 /** [lo, hi] widened to a "nice" step so 5 ticks land on round values. */
@@ -192,7 +194,7 @@ export function xyChartSvg(panels: readonly XYPanel[], o: { title: string }): st
     const span = (v: number[], given?: [number, number]): [number, number, number] =>
       given ? [given[0], given[1], (given[1] - given[0]) / 5] : v.length ? niceRange(Math.min(...v), Math.max(...v)) : [0, 1, 0.2];
     const [xLo, xHi, xStep] = span(pts.map(([x]) => x), p.x);
-    const [yLo, yHi, yStep] = span(pts.map(([, y]) => y), p.y);
+    const [yLo, yHi, yStep] = span([...pts.map(([, y]) => y), ...(p.references ?? []).map((r) => r.y)], p.y);
     const px = (x: number) => x0 + (plotW * (x - xLo)) / (xHi - xLo);
     const py = (y: number) => y0 + plotH - (plotH * (y - yLo)) / (yHi - yLo);
     const round = (v: number) => String(Math.round(v * 1000) / 1000);
@@ -220,7 +222,11 @@ export function xyChartSvg(panels: readonly XYPanel[], o: { title: string }): st
         out.push(`<circle class="point" data-series="${esc(s.name)}" data-x="${x}" data-y="${y}" cx="${c2(px(x))}" cy="${c2(py(y))}" r="4" fill="${colour}"><title>${esc(`${s.name}: ${p.xLabel} ${round(x)}, ${p.yLabel} ${y.toFixed(2)}`)}</title></circle>`);
       }
     }
-    if (pts.length === 0) out.push(`<text x="${c2(x0 + plotW / 2)}" y="${c2(y0 + plotH / 2)}" text-anchor="middle" fill="#888888">no data</text>`);
+    for (const r of p.references ?? []) {
+      out.push(`<line class="reference" data-label="${esc(r.label)}" data-y="${r.y}" x1="${x0}" y1="${c2(py(r.y))}" x2="${x0 + plotW}" y2="${c2(py(r.y))}" stroke="#555555" stroke-dasharray="6 4"/>`);
+      out.push(`<text x="${x0 + plotW - 4}" y="${c2(py(r.y) - 4)}" text-anchor="end" fill="#555555" stroke="#ffffff" stroke-width="3" paint-order="stroke">${esc(`${r.label} ${r.y.toFixed(2)}`)}</text>`);
+    }
+    if (pts.length === 0 && !p.references?.length) out.push(`<text x="${c2(x0 + plotW / 2)}" y="${c2(y0 + plotH / 2)}" text-anchor="middle" fill="#888888">no data</text>`);
   });
   out.push('</svg>');
   return out.join('\n') + '\n';
