@@ -62,7 +62,7 @@ describe('sweep: kill and restart', () => {
   });
   after(() => fs.rmSync(root, { recursive: true, force: true }));
 
-  test('killed at a random moment and mid-run, restarted: the same rows as an uninterrupted sweep', { timeout: 600_000 }, async () => {
+  test('killed at a random moment and mid-run, restarted: the same rows as an uninterrupted sweep', { timeout: 600_000 }, async (t) => {
     const t0 = performance.now();
     const a = await startSweep(root, 'a').done;
     const ms = performance.now() - t0;
@@ -107,6 +107,7 @@ describe('sweep: kill and restart', () => {
     const b3 = await startSweep(root, 'b').done;
     assert.equal(b3.code, 0, `killed after ${delay} ms (${r1.signal ?? r1.code}), then in ${hit ?? 'nothing'}:\n${b3.out}`);
     if (hit) assert.match(b3.out, new RegExp(`start ${hit} .*resuming from checkpoints/last\\.safetensors`), 'the run killed mid-way resumed');
+    t.diagnostic(`uninterrupted sweep ${Math.round(ms)} ms; killed after ${delay} ms, then mid-run in ${hit ?? '(finished first)'}`);
     const got = readSweepCsv(path.join(root, 'b', 'sweep.csv'));
     assert.deepEqual(comparable(got), comparable(expected), `killed after ${delay} ms, then in ${hit ?? 'nothing'}`);
 
