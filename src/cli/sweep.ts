@@ -85,7 +85,7 @@ export async function sweepCommand(argv: string[]): Promise<number> {
 
   // the parent only counts weights and reads checkpoints: the cpu backend suffices
   await initBackend('cpu', () => {});
-  const runs = planSweep({ base, methods, targets, out, gmpWindow, workers: threadsPerRun });
+  const runs = planSweep({ base, methods, targets, out, gmpWindow, workers: threadsPerRun, baseKeys: new Set<string>([...loaded.yamlKeys, ...loaded.explicit]) });
   const release = prepareSweepFolder(runs, out);
   const log = (l: string) => process.stdout.write(l + '\n');
   log(`[sweep] ${runs.length} runs of ${loaded.configPath} into ${out}: ${runs.map((r) => r.id).join(', ')}; ${parallel} at a time, ${threadsPerRun} thread(s) each`);

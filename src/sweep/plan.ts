@@ -29,6 +29,7 @@ import { modelOptionsOfConfig } from '../config/model-options.js';
 import { datasetRoot } from '../data/datasets.js';
 import { runBase } from '../io/run-dir.js';
 import type { ConvTypeName } from '../nn/conv/index.js';
+import yaml from 'js-yaml';
 import { UserError } from '../util/errors.js';
 import { checkGmpWindow, gmpFinalRate, rateForTotal, type LayerSize } from './rates.js';
 
@@ -62,6 +63,8 @@ export interface SweepRun {
   runDir: string;
   /** The run that must finish first (dnw-str-budget's STR run). */
   after?: string;
+  /** The text of configFile. */
+  yaml: string;
 }
 
 export function parseMethods(text: string): Method[] {
@@ -127,6 +130,28 @@ export interface PlanOptions {
   workers: number;
   /** Whether this build has STR's target (the target-sparsity option); checked, not assumed. */
   hasTarget?: boolean;
+  /**
+   * The options the base config file and the flags set (loadConfig's yamlKeys ∪ explicit): a run's
+   * file holds these and the sweep's own, so options left unset keep their derived defaults in
+   * the run (e.g. --target-sparsity's own sInit when the base gives none). Default: every option.
+   */
+  baseKeys?: ReadonlySet<string>;
+}
+
+/** Options every run's file sets (besides the base's), and those of single methods. */
+const SWEEP_KEYS = ['name', 'log_dir', 'conv_type', 'prune_rate', 'seed', 'workers', 'save_last'];
+const METHOD_KEYS = [TARGET_KEY, 'init_prune_epoch', 'final_prune_epoch', 'use_budget', 'pretrained', 'ignore_pretrained_weights'];
+
+/** A run's configuration file: the base's options and the sweep's, as YAML that loads with --config. */
+export function runConfigYaml(c: RunConfig, keys: ReadonlySet<string> | undefined, header: string): string {
+  const obj: Record<string, unknown> = {};
+  const all = c as Record<string, unknown>;
+  for (const k of [...OPTION_KEYS].sort()) {
+    if (k === 'config') continue;
+    const wanted = keys === undefined || keys.has(k) || SWEEP_KEYS.includes(k) || (METHOD_KEYS.includes(k) && all[k] !== undefined && all[k] !== false);
+    if (wanted && all[k] !== undefined) obj[k] = all[k];
+  }
+  return `# ${header}\n` + yaml.dump(obj, { sortKeys: true, lineWidth: -1, noRefs: true, schema: yaml.CORE_SCHEMA });
 }
 
 /** The GMP window a sweep uses (see the module comment). */
@@ -184,7 +209,8 @@ export function planSweep(o: PlanOptions): SweepRun[] {
     const slot = join(o.out, id);
     const config = commonConfig(o.base, id, method, slot, o.workers);
     const { setting, after } = make(config);
-    runs.push({ id, method, target, setting, config, slot, configFile: join(slot, `${id}.yaml`), runDir: runDirOf(config, id), after });
+    const text = runConfigYaml(config, o.baseKeys, `str-train sweep, run ${id}: ${setting}. Reload with --config.`);
+    runs.push({ id, method, target, setting, config, slot, configFile: join(slot, `${id}.yaml`), runDir: runDirOf(config, id), after, yaml: text });
   };
   if (o.methods.includes('dense')) add('dense', undefined, () => ({ setting: 'dense' }));
   const window = gmpWindowOf(o.base, o.gmpWindow);

@@ -10,7 +10,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import yaml from 'js-yaml';
-import { settingsYaml } from '../config/load.js';
 import { OPTION_KEYS, optionSpec, type OptionKey } from '../config/schema.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import { modelFromCheckpoint } from '../report/checkpoint-model.js';
@@ -74,20 +73,21 @@ function livePid(file: string, mark: string): number | undefined {
 
 /**
  * Differences between a run's configuration file from an earlier start and today's: none means
- * the run may be skipped or resumed. `workers` follows --parallel and is ignored; an option the
- * earlier file lacks (a newer str-train) counts as unchanged when today's value is its default.
+ * the run may be skipped or resumed. `workers` follows --parallel and is ignored; an option
+ * missing from a file (or null) stands for its default, so a newer str-train's new options at
+ * their defaults change nothing.
  */
 export function configChanges(before: string, now: string): string[] {
   const a = (yaml.load(before) ?? {}) as Record<string, unknown>;
   const b = (yaml.load(now) ?? {}) as Record<string, unknown>;
+  const known = (k: string) => (OPTION_KEYS as readonly string[]).includes(k);
+  const value = (o: Record<string, unknown>, k: string) => o[k] ?? (known(k) ? optionSpec(k as OptionKey).default : undefined) ?? null;
   const out: string[] = [];
   for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
     if (k === 'workers') continue;
-    const va = a[k] ?? null;
-    const vb = b[k] ?? null;
-    if (JSON.stringify(va) === JSON.stringify(vb)) continue;
-    if (!(k in a) && (OPTION_KEYS as readonly string[]).includes(k) && JSON.stringify(optionSpec(k as OptionKey).default ?? null) === JSON.stringify(vb)) continue;
-    out.push(`${k}: ${JSON.stringify(va)} → ${JSON.stringify(vb)}`);
+    const va = value(a, k);
+    const vb = value(b, k);
+    if (JSON.stringify(va) !== JSON.stringify(vb)) out.push(`${k}: ${JSON.stringify(va)} → ${JSON.stringify(vb)}`);
   }
   return out;
 }
@@ -105,13 +105,13 @@ export function prepareSweepFolder(runs: readonly SweepRun[], out: string): () =
   for (const r of runs) {
     const pid = livePid(pidFile(r), r.configFile);
     if (pid !== undefined) throw new UserError(`sweep --out ${out}: run ${r.id} of an earlier sweep is still running (pid ${pid}); stop it first`);
-    const text = settingsYaml(r.config);
+    const text = r.yaml;
     const changes = existsSync(r.configFile) ? configChanges(readFileSync(r.configFile, 'utf8'), text) : [];
     if (changes.length) {
       throw new UserError(`sweep --out ${out}: run ${r.id} was started with other settings (${changes.slice(0, 3).join(', ')}); use another --out or remove ${r.slot}`);
     }
   }
-  for (const r of runs) writeFileAtomicSync(r.configFile, settingsYaml(r.config));
+  for (const r of runs) writeFileAtomicSync(r.configFile, r.yaml);
   writeFileAtomicSync(lock, `${process.pid}\n`);
   return () => rmSync(lock, { force: true });
 }

@@ -91,7 +91,10 @@ describe('planSweep', () => {
   test('per-method configs: conv type, rates for the total, GMP window, budget run after its STR run', () => {
     const hasTarget = (OPTION_KEYS as readonly string[]).includes(TARGET_KEY);
     const methods = hasTarget ? (['dense', 'str', 'gmp', 'dnw', 'dnw-str-budget'] as const) : (['dense', 'gmp', 'dnw'] as const);
-    const runs = planSweep({ base: base({ last_layer_dense: true }), methods: [...methods], targets: [50, 90], out: path.join(root, 'sw'), workers: 1 });
+    const file = writeYaml(path.join(root, 'lld.yaml'), tinyConfig(path.join(root, 'nodata'), { conv_type: 'STRConv', sInit_value: -4, epochs: 5, num_classes: 4, last_layer_dense: true }));
+    const loaded = loadConfig(['--config', file, '--momentum', '0.8']);
+    const baseKeys = new Set<string>([...loaded.yamlKeys, ...loaded.explicit]);
+    const runs = planSweep({ base: loaded.config, methods: [...methods], targets: [50, 90], out: path.join(root, 'sw'), workers: 1, baseKeys });
     assert.deepEqual(
       runs.map((r) => r.id),
       ['dense', ...[50, 90].flatMap((t) => methods.filter((m) => m !== 'dense').map((m) => `${m}-${t}`))],
@@ -135,11 +138,16 @@ describe('planSweep', () => {
       assert.equal(b.config.ignore_pretrained_weights, true);
       assert.equal(b.config.pretrained, path.join(str.runDir, 'checkpoints', 'last.safetensors'));
     }
-    // each run's configuration reloads as it is
+    // each run's file: the base's options, the flags' and the sweep's, nothing else; it reloads as the run's config
     for (const r of runs) {
       const f = path.join(root, `${r.id}.yaml`);
-      fs.writeFileSync(f, settingsYaml(r.config));
-      assert.equal(loadConfig(['--config', f]).config.conv_type, r.config.conv_type);
+      fs.writeFileSync(f, r.yaml);
+      const back = loadConfig(['--config', f]);
+      assert.equal(back.config.conv_type, r.config.conv_type);
+      assert.equal(back.config.prune_rate, r.config.prune_rate);
+      assert.equal(back.config.momentum, 0.8, 'flags after -- reach every run');
+      assert.equal(back.config.last_layer_dense, true);
+      assert.ok(!back.yamlKeys.has('nesterov') && back.yamlKeys.has('lr_policy'), 'options the base left unset stay unset');
     }
   });
 
