@@ -23,7 +23,7 @@
 import { join } from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
 import type { RunConfig } from '../config/schema.js';
-import { OPTION_KEYS } from '../config/schema.js';
+import { OPTION_KEYS, optionSpec, type OptionKey } from '../config/schema.js';
 import { createModel } from '../models/registry.js';
 import { modelOptionsOfConfig } from '../config/model-options.js';
 import { datasetRoot } from '../data/datasets.js';
@@ -148,7 +148,7 @@ export function runConfigYaml(c: RunConfig, keys: ReadonlySet<string> | undefine
   const all = c as Record<string, unknown>;
   for (const k of [...OPTION_KEYS].sort()) {
     if (k === 'config') continue;
-    const wanted = keys === undefined || keys.has(k) || SWEEP_KEYS.includes(k) || (METHOD_KEYS.includes(k) && all[k] !== undefined && all[k] !== false);
+    const wanted = keys === undefined || keys.has(k) || SWEEP_KEYS.includes(k) || (METHOD_KEYS.includes(k) && JSON.stringify(all[k]) !== JSON.stringify(optionSpec(k as OptionKey).default));
     if (wanted && all[k] !== undefined) obj[k] = all[k];
   }
   return `# ${header}\n` + yaml.dump(obj, { sortKeys: true, lineWidth: -1, noRefs: true, schema: yaml.CORE_SCHEMA });
