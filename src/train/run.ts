@@ -12,6 +12,7 @@ import { trainOneEpoch, validate, type LoopContext, type EpochResult } from './l
 import type { DataLoader } from '../data/loader.js';
 import { broadcastParameters, reduceGradientsHook, sharedRandomSeed, type Collective } from '../distributed/index.js';
 import { installTestHooks } from '../distributed/test-hooks.js';
+import { targetSparsityPhase } from './target-sparsity.js';
 import { saveCheckpoint, readCheckpoint, restoreCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { layerStats, totalSparsity, reportedLayers } from '../sparsity/stats.js';
 import { modelSummary, formatSummary } from '../sparsity/summary.js';
@@ -168,6 +169,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     let startEpoch = c.start_epoch ?? 0;
     // the latest validation: the checkpoint's, until an epoch runs (none may: quirk 19)
     let last = { top1: 0, top5: 0 };
+    let savedController: unknown;
     if (c.resume && resumeCk) {
       const ck = resumeCk;
       resumeCk = undefined; // host copies: not kept for the whole run
@@ -176,6 +178,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       if (c.start_epoch === undefined) startEpoch = ck.meta.epoch;
       Object.assign(best, { acc1: ck.meta.best_acc1, acc5: ck.meta.best_acc5, train1: ck.meta.best_train_acc1, train5: ck.meta.best_train_acc5 });
       last = { top1: ck.meta.curr_acc1 ?? 0, top5: ck.meta.curr_acc5 ?? 0 };
+      savedController = ck.targetSparsity;
       if (c.conv_type === 'GMPConv' && !ck.pruneRates) setGmpRates(model, gmpDecayInForce(startEpoch, c.init_prune_epoch, c.final_prune_epoch));
       log(`=> resumed from ${c.resume} at epoch ${startEpoch} (best top-1 ${best.acc1.toFixed(2)})`);
     }
@@ -199,6 +202,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     const writer = lead && paths ? new SummaryWriter(paths.logs) : undefined;
     cleanup.push(() => writer?.close());
     ctx.writer = writer;
+    const target = targetSparsityPhase({ config: c, model, optimizer, stepsPerEpoch: data.train.numBatches, startEpoch, batchSize: data.train.batchSize, saved: savedController, log });
+    target.install(ctx);
     const sparse = c.conv_type !== 'DenseConv';
     const layerNames = reportedLayers(model).map(([n]) => `module.${n}`);
     const sparsityTable = lead && paths && sparse ? new EpochTable(paths.sparsityCsv, [...layerNames, 'total']) : undefined;
@@ -213,7 +218,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       curr_acc1: curr1,
       curr_acc5: curr5,
     });
-    if (lead && paths && !c.resume) await saveCheckpoint(paths.checkpoint('initial'), { model, optimizer, meta: meta(0, null, null), config: c });
+    const save = (file: string, m: CheckpointMeta) => saveCheckpoint(file, { model, optimizer, meta: m, config: c, targetSparsity: target.state() });
+    if (lead && paths && !c.resume) await save(paths.checkpoint('initial'), meta(0, null, null));
 
     for (let epoch = startEpoch; epoch < c.epochs; epoch++) {
       const epochStart = performance.now();
@@ -244,14 +250,14 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       const total = sparse ? totalSparsity(stats).sparsity : 0;
       if (lead && paths) {
         const m = meta(epoch + 1, val.top1, val.top5);
-        if (c.save_last) await saveCheckpoint(paths.checkpoint('last'), { model, optimizer, meta: m, config: c });
+        if (c.save_last) await save(paths.checkpoint('last'), m);
         const dueEvery = c.save_every > 0 && epoch % c.save_every === 0;
         // The reference deletes a new-best epoch file unless save_every is due, even at the last
         // epoch (quirk 22); we keep epoch_N when save_every is due or it is the final epoch.
-        if (dueEvery || epoch === c.epochs - 1) await saveCheckpoint(paths.checkpoint(`epoch_${epoch}`), { model, optimizer, meta: m, config: c });
+        if (dueEvery || epoch === c.epochs - 1) await save(paths.checkpoint(`epoch_${epoch}`), m);
         if (isBest) {
           if (c.save_last) await copyFileAtomic(paths.checkpoint('last'), paths.checkpoint('model_best'));
-          else await saveCheckpoint(paths.checkpoint('model_best'), { model, optimizer, meta: m, config: c });
+          else await save(paths.checkpoint('model_best'), m);
         }
         const minutes = (ms: number) => ms / 60000;
         const epochMinutes = minutes(performance.now() - epochStart);
@@ -266,6 +272,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
             writer?.addScalar(`thresh/${s.name}`, s.threshold, epoch);
           }
           writer?.addScalar('sparsity/total', total, epoch);
+          target.logEpoch(writer, epoch);
           sparsityTable?.set(epoch, { ...Object.fromEntries(stats.map((s) => [s.name, s.sparsity])), total });
           thresholdTable?.set(epoch, Object.fromEntries(stats.map((s) => [s.name, s.threshold])));
         }
@@ -274,6 +281,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
         log(
           `=> epoch ${epoch}: lr ${lr.toPrecision(4)}  train top-1 ${train.top1.toFixed(2)} loss ${train.loss.toFixed(3)} (${(train.images / train.seconds).toFixed(1)} img/s)  val top-1 ${val.top1.toFixed(2)} top-5 ${val.top5.toFixed(2)}` +
             (sparse ? `  sparsity ${total.toFixed(2)} %` : '') +
+            target.epochText() +
             skipped +
             `  [${(epochMinutes * 60).toFixed(1)} s]`,
         );
