@@ -73,7 +73,7 @@ function livePid(file: string, mark: string): number | undefined {
 
 /**
  * Differences between a run's configuration file from an earlier start and today's: none means
- * the run may be skipped or resumed. `workers` follows --parallel and is ignored; an option
+ * the run may be skipped or resumed. `workers` (it follows --parallel) and `config` are ignored; an option
  * missing from a file (or null) stands for its default, so a newer str-train's new options at
  * their defaults change nothing.
  */
@@ -84,7 +84,8 @@ export function configChanges(before: string, now: string): string[] {
   const value = (o: Record<string, unknown>, k: string) => o[k] ?? (known(k) ? optionSpec(k as OptionKey).default : undefined) ?? null;
   const out: string[] = [];
   for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
-    if (k === 'workers') continue;
+    // workers follows --parallel; config is the file's own path (settings.yaml files carry it)
+    if (k === 'workers' || k === 'config') continue;
     const va = value(a, k);
     const vb = value(b, k);
     if (JSON.stringify(va) !== JSON.stringify(vb)) out.push(`${k}: ${JSON.stringify(va)} → ${JSON.stringify(vb)}`);
