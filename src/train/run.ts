@@ -4,7 +4,7 @@ import { settingsYaml } from '../config/load.js';
 import { createModel } from '../models/registry.js';
 import type { Model } from '../models/model.js';
 import { modelOptionsOfConfig } from '../config/model-options.js';
-import { createDatasets, type Datasets } from '../data/datasets.js';
+import { createDatasets, createValDataset, type Datasets, type ValDataset } from '../data/datasets.js';
 import { Optimizer } from './optimizer.js';
 import { learningRate } from './schedules.js';
 import { makeCriterion } from './loss.js';
@@ -70,9 +70,10 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const c = worldSize > 1 && o.config.seed === undefined ? { ...o.config, seed: await sharedRandomSeed(coll!) } : o.config;
   if (c !== o.config) log(`=> unseeded run: seed ${c.seed}, drawn by rank 0 for all ${worldSize} workers`);
 
-  let data: Datasets | undefined;
+  let data: Datasets | ValDataset | undefined;
   if (needsData(c)) {
-    data = await createDatasets({
+    // --evaluate reads the val split only: <data>/train may be absent
+    data = await (c.evaluate ? createValDataset : createDatasets)({
       data: c.data,
       set: c.set,
       batchSize: c.batch_size,
@@ -197,12 +198,13 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       log(formatSummary(modelSummary(model, c.image_size)));
       return { runDir: paths?.dir, bestAcc1: best.acc1, lastAcc1: r.top1, lastAcc5: r.top5 };
     }
-    if (!data) throw new UserError('training needs --data');
+    const trainLoader = data?.train;
+    if (!data || !trainLoader) throw new UserError('training needs --data');
 
     const writer = lead && paths ? new SummaryWriter(paths.logs) : undefined;
     cleanup.push(() => writer?.close());
     ctx.writer = writer;
-    const target = targetSparsityPhase({ config: c, model, optimizer, stepsPerEpoch: data.train.numBatches, startEpoch, batchSize: data.train.batchSize, saved: savedController, log });
+    const target = targetSparsityPhase({ config: c, model, optimizer, stepsPerEpoch: trainLoader.numBatches, startEpoch, batchSize: trainLoader.batchSize, saved: savedController, log });
     target.install(ctx);
     const sparse = c.conv_type !== 'DenseConv';
     const layerNames = reportedLayers(model).map(([n]) => `module.${n}`);
@@ -235,7 +237,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
         const decay = gmpDecay(epoch, c.init_prune_epoch, c.final_prune_epoch);
         if (decay !== null) setGmpRates(model, decay);
       }
-      const train = await combine(coll, await trainOneEpoch(data.train, optimizer, epoch, ctx));
+      const train = await combine(coll, await trainOneEpoch(trainLoader, optimizer, epoch, ctx));
       const trainEnd = performance.now();
       const val = await validateAll(data.val, ctx, coll, model, epoch);
       const valEnd = performance.now();
@@ -317,7 +319,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   } finally {
     for (const f of cleanup) f();
     model.dispose();
-    await data?.train.close();
+    await data?.train?.close();
     await data?.val.close();
   }
 }
