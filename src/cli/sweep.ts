@@ -89,7 +89,7 @@ export async function sweepCommand(argv: string[]): Promise<number> {
   const release = prepareSweepFolder(runs, out);
   const log = (l: string) => process.stdout.write(l + '\n');
   log(`[sweep] ${runs.length} runs of ${loaded.configPath} into ${out}: ${runs.map((r) => r.id).join(', ')}; ${parallel} at a time, ${threadsPerRun} thread(s) each`);
-  const title = `${stem}: ${base.arch}, ${base.epochs} epochs`;
+  const title = `${stem}: ${base.arch} width ${base.width_mult} at ${base.image_size} px, ${base.epochs} epochs (dashed: dense)`;
   const png = values['no-png'] !== true;
   const csv = join(out, 'sweep.csv');
   const writeOutputs = async (rows: SweepRow[]) => {

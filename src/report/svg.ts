@@ -185,7 +185,7 @@ export function xyChartSvg(panels: readonly XYPanel[], o: { title: string }): st
   let lx = left;
   for (const n of names) {
     out.push(`<g class="legend" data-series="${esc(n)}"><rect x="${lx}" y="${top - 14}" width="12" height="12" fill="${colourOf.get(n)}"/><text x="${lx + 16}" y="${top - 4}">${esc(n)}</text></g>`);
-    lx += 28 + 7 * n.length;
+    lx += 40 + 7 * n.length;
   }
   panels.forEach((p, k) => {
     const x0 = left + k * (plotW + gap);
