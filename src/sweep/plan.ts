@@ -164,7 +164,7 @@ export function gmpWindowOf(base: RunConfig, given?: [number, number]): [number,
 }
 
 /** The base with what every run sets itself cleared. */
-function commonConfig(base: RunConfig, id: string, method: Method, slot: string, workers: number): RunConfig {
+function commonConfig(base: RunConfig, method: Method, slot: string, workers: number): RunConfig {
   const c: RunConfig = {
     ...base,
     name: method,
@@ -189,7 +189,6 @@ function commonConfig(base: RunConfig, id: string, method: Method, slot: string,
   // a stem type equal to the base's conv type follows the method's; a different one (DenseConv) stays
   if (base.first_layer_type === base.conv_type) c.first_layer_type = undefined;
   (c as Record<string, unknown>)[TARGET_KEY] = undefined;
-  void id;
   return c;
 }
 
@@ -207,7 +206,7 @@ export function planSweep(o: PlanOptions): SweepRun[] {
   const add = (method: Method, target: number | undefined, make: (c: RunConfig) => { setting: string; after?: string }) => {
     const id = runId(method, target);
     const slot = join(o.out, id);
-    const config = commonConfig(o.base, id, method, slot, o.workers);
+    const config = commonConfig(o.base, method, slot, o.workers);
     const { setting, after } = make(config);
     const text = runConfigYaml(config, o.baseKeys, `str-train sweep, run ${id}: ${setting}. Reload with --config.`);
     runs.push({ id, method, target, setting, config, slot, configFile: join(slot, `${id}.yaml`), runDir: runDirOf(config, id), after, yaml: text });
