@@ -184,7 +184,7 @@ export function targetSparsityPhase(o: TargetSparsityOptions): TargetSparsityPha
           writer.addScalar('target_sparsity/target', state.last_target, x);
           writer.addScalar('target_sparsity/sparsity', state.last_sparsity, x);
           writer.addScalar('target_sparsity/st_decay', state.decay, x);
-          writer.addScalar('target_sparsity/rate', state.drift, x);
+          writer.addScalar('target_sparsity/rate', state.rate, x);
           writer.addScalar('target_sparsity/gain', state.gain, x);
         }
       };
