@@ -138,8 +138,8 @@ export function targetSparsityPhase(o: TargetSparsityOptions): TargetSparsityPha
   };
   const every = controlInterval(opts.totalSteps);
   const saved = parseState(o.saved);
-  const resumable = saved && saved.target === opts.target && saved.ramp === opts.ramp;
-  if (resumable) opts.totalSteps = saved.total_steps;
+  // the same run continued: same target, ramp and last step (another --epochs restarts the ramp)
+  const resumable = saved && saved.target === opts.target && saved.ramp === opts.ramp && saved.total_steps === opts.totalSteps;
   const step0 = o.optimizer.steps;
   let state: TargetControllerState;
   if (resumable) {
@@ -152,7 +152,7 @@ export function targetSparsityPhase(o: TargetSparsityOptions): TargetSparsityPha
       `=> target sparsity ${opts.target} % (ramp over the first ${Math.round(opts.ramp * 100)} % of ${opts.totalSteps} steps, control every ${every} steps): ` +
         `the controller sets st_decay (now ${state.decay.toPrecision(4)}${c.st_decay !== undefined ? `; --st-decay ${c.st_decay} is ignored` : ''}); ` +
         `weight decay ${c.weight_decay} stays on the weights; thresholds start at sInit ${c.sInit_value} (sparsity ${p.sparsity.toFixed(2)} %)` +
-        (saved ? '; the checkpoint had another target, so the ramp restarts here' : ''),
+        (saved ? '; the checkpoint had another target, ramp or length, so the ramp restarts here' : ''),
     );
   }
   o.optimizer.decay.threshold = state.decay;
