@@ -14,15 +14,21 @@
  *  - target: a GMP-style cubic ramp from the starting sparsity to P over the first `ramp` part of
  *    the run, then P (scheduledSparsity);
  *  - wanted rate r = (target(step + H) − S) / H (%/step: reach the schedule H steps ahead);
- *  - drift d: the rate the sparsity moves by itself (the weights' own decay pushes small weights
- *    under the thresholds, the loss pulls thresholds down), learnt as an exponential average of
- *    the observed rate minus the decay's predicted share (the integral action of a PI loop);
- *  - G = ∂S/∂ρ, % per unit relative shrink of every s (measured on the model by counting weights
- *    under sigmoid(s·(1 − ε)): it normalises the gain across sparsity levels, widths and models);
- *  - ρ = (r − d)/G, the per-step relative shrink of s wanted, clamped to ±rhoMax;
+ *  - observed rate v = the change of S since the previous update, per step: it includes what the
+ *    sparsity does by itself (the weights' own decay pushes small weights under the thresholds,
+ *    the loss pulls thresholds down, harder as they rise);
+ *  - G = ∂S/∂ρ, % per unit relative shrink of every s, measured on the model by counting the
+ *    zeros if every s were s·(1 − ε): it normalises the gain across sparsity levels, widths and
+ *    models;
+ *  - ρ, the per-step relative shrink of s wanted, moves by β·(r − v)/G (velocity-form PI: r holds
+ *    the proportional action on the error, the accumulation of ρ the integral one, so a plant
+ *    that answers more weakly than G predicts only makes ρ grow until the rate is met), clamped
+ *    to ±RHO_MAX; β is 0.5, less while the interval is shorter than momentum's time constant;
  *  - λ_s = ρ·(1 − μ)/lr: SGD moves s by −lr·λ_s·s/(1 − μ) per step once the momentum buffer has
  *    caught up, so dividing by the current lr keeps the authority constant as a cosine schedule
- *    anneals (the drift, caused by the same lr, shrinks with it).
+ *    anneals (what the sparsity does by itself, caused by the same lr, shrinks with it).
+ * At the last step the landing (landingFactor) rescales every s by one common factor so that the
+ * run ends on P.
  */
 
 export interface TargetControllerOptions {
@@ -48,11 +54,10 @@ export interface TargetControllerState {
   last_step: number;
   last_sparsity: number;
   last_target: number;
-  /** Learnt drift, %/step. */
-  drift: number;
-  /** Latest wanted relative shrink ρ and its momentum-filtered effect (what the decay delivered). */
+  /** Observed rate of the sparsity over the latest interval, %/step. */
+  rate: number;
+  /** Wanted relative shrink ρ of every s per step. */
   rho: number;
-  rho_effective: number;
   /** Sensitivity G at the latest update. */
   gain: number;
   /** Threshold decay λ_s in force. */
@@ -65,8 +70,6 @@ export interface TargetControllerState {
 export const SENSITIVITY_EPS = 0.02;
 /** Largest relative shrink of s per step the controller asks for. */
 export const RHO_MAX = 0.05;
-/** Weight of a new drift observation in the drift average. */
-export const DRIFT_ALPHA = 0.3;
 /** Below this G (% per unit shrink) the sensitivity is treated as this (no division by ~0). */
 export const MIN_GAIN = 1e-3;
 
@@ -114,9 +117,8 @@ export function initialState(o: TargetControllerOptions, step: number, sparsity:
     last_step: step,
     last_sparsity: sparsity,
     last_target: sparsity,
-    drift: 0,
+    rate: 0,
     rho: 0,
-    rho_effective: 0,
     gain: 0,
     decay: 0,
     landing: 0,
@@ -147,11 +149,11 @@ export function update(
   const gain = Math.max(m.gain, MIN_GAIN);
   const h = horizon(prev.total_steps);
   let rho: number;
-  let drift = prev.drift;
+  let rate = prev.rate;
   if (steps > 0) {
     const observed = (m.sparsity - prev.last_sparsity) / steps;
     const wanted = (scheduledSparsity(m.step + h, prev) - m.sparsity) / h;
-    drift = observed;
+    rate = observed;
     rho = prev.rho + (correctionGain(steps, o.momentum) * (wanted - observed)) / gain;
   } else {
     rho = (scheduledSparsity(m.step + h, prev) - m.sparsity) / h / gain;
@@ -162,9 +164,8 @@ export function update(
     last_step: m.step,
     last_sparsity: m.sparsity,
     last_target: scheduledSparsity(m.step, prev),
-    drift,
+    rate,
     rho,
-    rho_effective: 0,
     gain,
     decay: decayForShrink(rho, m.lr, o.momentum, prev.decay),
   };
@@ -189,7 +190,7 @@ export function landingFactor(target: number, sparsityAt: (k: number) => number,
 
 const STATE_KEYS: ReadonlyArray<keyof TargetControllerState> = [
   'target', 'total_steps', 'ramp', 'start_step', 'start_sparsity', 'last_step', 'last_sparsity',
-  'last_target', 'drift', 'rho', 'rho_effective', 'gain', 'decay', 'landing',
+  'last_target', 'rate', 'rho', 'gain', 'decay', 'landing',
 ];
 
 /** A state read back from a checkpoint, or undefined when it is missing or malformed. */

@@ -78,7 +78,7 @@ describe('control law', () => {
     assert.ok(Math.abs(beta - 0.25) < 1e-15);
     assert.ok(Math.abs(u.rho - (0.004 + (beta * (wanted - observed)) / 100)) < 1e-15);
     assert.ok(Math.abs(u.decay - (u.rho * 0.1) / 0.05) < 1e-12);
-    assert.equal(u.drift, observed);
+    assert.equal(u.rate, observed);
     assert.equal(u.last_step, 105);
   });
 
