@@ -135,3 +135,99 @@ export function lineChartSvg(panels: ReadonlyArray<{ series: Series; yLabel: str
   out.push('</svg>');
   return out.join('\n') + '\n';
 }
+
+/** Distinguishable series colours (Tableau 10), in order. */
+export const SERIES_COLOURS = ['#4e79a7', '#e15759', '#59a14f', '#f28e2b', '#b07aa1', '#76b7b2', '#edc948', '#ff9da7', '#9c755f', '#bab0ac'];
+
+export interface XYPanel {
+  xLabel: string;
+  yLabel: string;
+  series: Series[];
+  /** Axis ranges; default: the data's, padded to tick steps. */
+  x?: [number, number];
+  y?: [number, number];
+  /** Horizontal reference lines (a baseline's value), dashed, labelled at the right. */
+  references?: Array<{ label: string; y: number }>;
+}
+
+/** [lo, hi] widened to a "nice" step so 5 ticks land on round values. */
+function niceRange(lo: number, hi: number): [number, number, number] {
+  if (!(hi > lo)) {
+    const pad = Math.abs(lo) > 0 ? Math.abs(lo) * 0.05 : 1;
+    lo -= pad;
+    hi += pad;
+  }
+  const step = niceMax((hi - lo) / 5);
+  return [Math.floor(lo / step) * step, Math.ceil(hi / step) * step, step];
+}
+
+/**
+ * Panels side by side, each an x-y plot of several series (points joined in x order) with both
+ * axes labelled and a legend: `<polyline class="curve" data-series>` and `<circle class="point"
+ * data-series data-x data-y>` per point, so the values can be checked by parsing.
+ */
+export function xyChartSvg(panels: readonly XYPanel[], o: { title: string }): string {
+  const left = 64;
+  const top = 48;
+  const plotW = 420;
+  const plotH = 300;
+  const gap = 90;
+  const legendH = 20;
+  const width = left + panels.length * (plotW + gap) - gap + 24;
+  const height = top + legendH + plotH + 56;
+  const out = svgOpen(width, height, o.title);
+  out.push(`<text x="${c2(width / 2)}" y="22" text-anchor="middle" font-size="14" font-weight="bold">${esc(o.title)}</text>`);
+  const names = [...new Set(panels.flatMap((p) => p.series.map((s) => s.name)))];
+  const colourOf = new Map<string, string>();
+  for (const p of panels) for (const s of p.series) if (s.colour) colourOf.set(s.name, s.colour);
+  names.forEach((n, i) => colourOf.set(n, colourOf.get(n) ?? SERIES_COLOURS[i % SERIES_COLOURS.length]));
+  // legend: one swatch per series, in a row under the title
+  let lx = left;
+  for (const n of names) {
+    out.push(`<g class="legend" data-series="${esc(n)}"><rect x="${lx}" y="${top - 14}" width="12" height="12" fill="${colourOf.get(n)}"/><text x="${lx + 16}" y="${top - 4}">${esc(n)}</text></g>`);
+    lx += 40 + 7 * n.length;
+  }
+  panels.forEach((p, k) => {
+    const x0 = left + k * (plotW + gap);
+    const y0 = top + legendH;
+    const pts = p.series.flatMap((s) => s.points);
+    const span = (v: number[], given?: [number, number]): [number, number, number] =>
+      given ? [given[0], given[1], (given[1] - given[0]) / 5] : v.length ? niceRange(Math.min(...v), Math.max(...v)) : [0, 1, 0.2];
+    const [xLo, xHi, xStep] = span(pts.map(([x]) => x), p.x);
+    const [yLo, yHi, yStep] = span([...pts.map(([, y]) => y), ...(p.references ?? []).map((r) => r.y)], p.y);
+    const px = (x: number) => x0 + (plotW * (x - xLo)) / (xHi - xLo);
+    const py = (y: number) => y0 + plotH - (plotH * (y - yLo)) / (yHi - yLo);
+    const round = (v: number) => String(Math.round(v * 1000) / 1000);
+    for (let v = yLo; v <= yHi + yStep / 2; v += yStep) {
+      out.push(`<line class="grid" x1="${x0}" y1="${c2(py(v))}" x2="${x0 + plotW}" y2="${c2(py(v))}" stroke="#dddddd" stroke-width="1"/>`);
+      out.push(`<text x="${x0 - 6}" y="${c2(py(v) + 4)}" text-anchor="end">${round(v)}</text>`);
+    }
+    for (let v = xLo; v <= xHi + xStep / 2; v += xStep) {
+      out.push(`<line class="grid" x1="${c2(px(v))}" y1="${y0}" x2="${c2(px(v))}" y2="${y0 + plotH}" stroke="#eeeeee" stroke-width="1"/>`);
+      out.push(`<text x="${c2(px(v))}" y="${y0 + plotH + 16}" text-anchor="middle">${round(v)}</text>`);
+    }
+    out.push(`<line x1="${x0}" y1="${y0}" x2="${x0}" y2="${y0 + plotH}" stroke="#333333"/>`);
+    out.push(`<line x1="${x0}" y1="${y0 + plotH}" x2="${x0 + plotW}" y2="${y0 + plotH}" stroke="#333333"/>`);
+    out.push(`<text class="xaxis" x="${c2(x0 + plotW / 2)}" y="${y0 + plotH + 38}" text-anchor="middle">${esc(p.xLabel)}</text>`);
+    const ly = y0 + plotH / 2;
+    const lxx = x0 - 46;
+    out.push(`<text class="yaxis" x="${lxx}" y="${c2(ly)}" text-anchor="middle" transform="rotate(-90 ${lxx} ${c2(ly)})">${esc(p.yLabel)}</text>`);
+    for (const s of p.series) {
+      const colour = colourOf.get(s.name)!;
+      const sorted = [...s.points].sort((a, b) => a[0] - b[0]);
+      if (sorted.length > 1) {
+        out.push(`<polyline class="curve" data-series="${esc(s.name)}" points="${sorted.map(([x, y]) => `${c2(px(x))},${c2(py(y))}`).join(' ')}" fill="none" stroke="${colour}" stroke-width="2"/>`);
+      }
+      for (const [x, y] of sorted) {
+        out.push(`<circle class="point" data-series="${esc(s.name)}" data-x="${x}" data-y="${y}" cx="${c2(px(x))}" cy="${c2(py(y))}" r="4" fill="${colour}"><title>${esc(`${s.name}: ${p.xLabel} ${round(x)}, ${p.yLabel} ${y.toFixed(2)}`)}</title></circle>`);
+      }
+    }
+    for (const r of p.references ?? []) {
+      out.push(`<line class="reference" data-label="${esc(r.label)}" data-y="${r.y}" x1="${x0}" y1="${c2(py(r.y))}" x2="${x0 + plotW}" y2="${c2(py(r.y))}" stroke="#555555" stroke-dasharray="6 4"/>`);
+      out.push(`<text x="${x0 + plotW - 4}" y="${c2(py(r.y) - 4)}" text-anchor="end" fill="#555555" stroke="#ffffff" stroke-width="3" paint-order="stroke">${esc(`${r.label} ${r.y.toFixed(2)}`)}</text>`);
+    }
+    if (pts.length === 0 && !p.references?.length) out.push(`<text x="${c2(x0 + plotW / 2)}" y="${c2(y0 + plotH / 2)}" text-anchor="middle" fill="#888888">no data</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}

@@ -127,6 +127,7 @@ const COMPANIONS: Partial<Record<OptionKey, string[]>> = {
   use_budget: ['--pretrained', 'x.pth', '--conv-type', 'GMPConv'],
   dense_conv_model: ['--pretrained', 'x.pth'],
   first_layer_dense: [],
+  target_sparsity: ['--conv-type', 'STRConv'],
 };
 
 describe('every spelling of every option', () => {
@@ -486,6 +487,7 @@ describe('schema table', () => {
     const project = [
       'backend', 'image_size', 'val_resize', 'stem', 'strict_data', 'budget', 'budget_column', 'summary',
       'distributed', 'stats_every', 'progress', 'save_last', 'crop_scale', 'decode_cache_mb',
+      'target_sparsity', 'target_sparsity_ramp',
     ];
     assert.deepEqual([...OPTION_KEYS].sort(), [...reference, ...project].sort());
   });
