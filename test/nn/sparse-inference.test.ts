@@ -12,6 +12,8 @@ import { TopKConv } from '../../src/nn/conv/index.js';
 import type { Model } from '../../src/models/model.js';
 import { startNativeWorkers } from '../../src/backend/wasm/native/workers.js';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import { validate } from '../../src/train/loop.js';
+import { makeCriterion } from '../../src/train/loss.js';
 import { makeRng } from '../../src/util/rng.js';
 import { relErr, useBackend } from '../helpers/tf.js';
 
@@ -160,4 +162,43 @@ describe('prepared models: logits equal the plain eval forward', () => {
       m.dispose();
     });
   }
+});
+
+describe('validation runs on the prepared model (wasm)', () => {
+  before(() => useBackend('wasm'));
+
+  test('validate(): same loss and accuracy as the plain forward, sparse kernels used, nothing left behind', async () => {
+    const m = createModel('ResNet18', { convType: 'DNWConv', pruneRate: 0.9, numClasses: 10, seed: 3 });
+    randomizeBatchNorms(m);
+    m.eval();
+    const batches = [0, 1].map(() => ({ size: 3, images: tf.tensor4d(randn(3 * 32 * 32 * 3), [3, 32, 32, 3]), labels: tf.tensor1d([1, 4, 7], 'int32') }));
+    const criterion = makeCriterion(0.1);
+    const want = batches.map((b) => tf.tidy(() => criterion(m.forward(b.images) as tf.Tensor2D, b.labels).dataSync()[0]));
+    let sparseCalls = 0;
+    const engine = tf.engine();
+    const runKernel = engine.runKernel.bind(engine);
+    engine.runKernel = ((name: string, ...rest: unknown[]) => {
+      if (name === SparseConv2D) sparseCalls++;
+      return (runKernel as (...a: unknown[]) => unknown)(name, ...rest);
+    }) as typeof engine.runKernel;
+    const before = tf.memory().numTensors;
+    let r;
+    try {
+      const loader = {
+        numBatches: batches.length,
+        stats: { skipped: 0 },
+        // the loader hands out fresh tensors that validate() disposes
+        async *epoch() { for (const b of batches) yield { size: b.size, images: tf.clone(b.images), labels: tf.clone(b.labels) }; },
+      };
+      r = await validate(loader as never, { model: m, criterion, printFreq: 100, progress: 'none', log: () => {} });
+    } finally {
+      engine.runKernel = runKernel;
+    }
+    assert.ok(sparseCalls > 0, 'the sparse kernel ran');
+    assert.ok(Math.abs(r.loss - (want[0] + want[1]) / 2) <= 1e-4 * Math.abs(r.loss), `loss ${r.loss} vs ${want}`);
+    assert.equal(tf.memory().numTensors, before);
+    for (const [, c] of m.convLayers()) assert.equal(c.fusedEval, undefined);
+    tf.dispose(batches.flatMap((b) => [b.images, b.labels]));
+    m.dispose();
+  });
 });

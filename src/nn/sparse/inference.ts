@@ -176,6 +176,15 @@ export async function prepareSparseInference(model: Module, opts: SparseInferenc
   };
 }
 
+/**
+ * The preparation validation (--evaluate, and each validation during training) runs on: on wasm,
+ * where the fused and sparse kernels live, every layer folded and the sparse ones on the sparse
+ * kernel; elsewhere nothing (undefined: the plain eval forward).
+ */
+export async function prepareValidation(model: Module): Promise<SparseInference | undefined> {
+  return hasKernel(SparseConv2D) ? prepareSparseInference(model) : undefined;
+}
+
 /** Starts the wasm native worker threads (one per tfjs wasm thread, the caller's included). */
 async function startSparseWorkers(): Promise<void> {
   const { getThreadsCount } = await import('@tensorflow/tfjs-backend-wasm');
