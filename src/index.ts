@@ -20,6 +20,16 @@ export {
 export { strSigmoid } from './nn/conv/str.js';
 export { BatchNormBase, LearnedBatchNorm, NonAffineBatchNorm, createBatchNorm, type BatchNormTypeName } from './nn/batchnorm.js';
 export { ReLU, MaxPool2d, GlobalAvgPool } from './nn/layers.js';
+export {
+  prepareSparseInference,
+  SPARSE_CROSSOVER,
+  type SparseInference,
+  type SparseInferenceOptions,
+  type PreparedLayer,
+  type ConvShapeClass,
+} from './nn/sparse/inference.js';
+export { foldBatchNorm, packCsr, type BatchNormStats, type CsrConv } from './nn/sparse/pack.js';
+export { convBn, type FusedEval } from './nn/fused-eval.js';
 export { stateDict, loadStateDict, MODULE_PREFIX, type LoadReport } from './nn/state-dict.js';
 export { createModel, registerModel, listModels, type ModelFactory } from './models/registry.js';
 export { Model } from './models/model.js';
