@@ -2,7 +2,9 @@
  * `str-train predict`: the top-k classes of images under a checkpoint's model, through the
  * reference's validation transform (resize the shorter side to val_resize, centre crop
  * image_size, ImageNet normalisation; the sizes from the checkpoint's configuration), in batches.
- * A file that cannot be read or decoded becomes an error entry; the others go on.
+ * A file that cannot be read or decoded becomes an error entry; the others go on. On wasm the
+ * model runs prepared once for all batches (BatchNorm folded, sparse layers on the sparse kernel:
+ * src/nn/sparse/inference.ts), as --evaluate does.
  */
 import { stat } from 'node:fs/promises';
 import * as tf from '../tf.js';
@@ -14,6 +16,7 @@ import { configureSharp, decodeSample, SampleError, type TransformSpec } from '.
 import { normalizationLut } from '../data/transforms.js';
 import { listImages } from '../data/scan.js';
 import { ioReason } from '../util/errors.js';
+import { prepareValidation } from '../nn/sparse/inference.js';
 
 export interface Prediction {
   file: string;
@@ -117,6 +120,7 @@ export async function predict(o: PredictOptions): Promise<Prediction[]> {
   const k = o.topK ?? 5;
   const batchSize = o.batchSize ?? 32;
   const all: Prediction[] = [];
+  const prepared = await prepareValidation(model);
   try {
     const inputs = await collectInputs(o.inputs);
     for (let start = 0; start < inputs.length; ) {
@@ -136,6 +140,7 @@ export async function predict(o: PredictOptions): Promise<Prediction[]> {
       start = end;
     }
   } finally {
+    prepared?.dispose();
     model.dispose();
   }
   return all;

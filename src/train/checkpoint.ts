@@ -72,17 +72,18 @@ export async function saveCheckpoint(
 const num = (v: unknown, d = 0) => (typeof v === 'number' && Number.isFinite(v) ? v : d);
 
 /**
- * Read one of our safetensors checkpoints, or a reference `.pth`/`.state` (torch zip or legacy
- * pickle; read with the safe unpickler), into one shape.
+ * Read one of our safetensors checkpoints (full or compact), or a reference `.pth`/`.state` (torch
+ * zip or legacy pickle; read with the safe unpickler), into one shape. `forResume`: a compact
+ * checkpoint cannot continue training (src/train/sparse-checkpoint.ts) and is refused.
  */
-export async function readCheckpoint(path: string, flag = '--resume'): Promise<CheckpointContent> {
+export async function readCheckpoint(path: string, flag = '--resume', o: { forResume?: boolean } = {}): Promise<CheckpointContent> {
   if (!existsSync(path)) throw new UserError(`${flag} ${path}: no such file`);
   if (sniffCheckpointFile(path) === 'safetensors') {
     const { tensors: stored, metadata } = await readSafetensors(path);
     let tensors = stored;
     if (metadata?.format === SPARSE_CHECKPOINT_FORMAT) {
-      if (flag === '--resume') {
-        throw new UserError(`--resume ${path}: a compact checkpoint holds the weights only (no optimizer state, pruned weights dropped); resume from the full checkpoint beside it, or use it with --pretrained`);
+      if (o.forResume) {
+        throw new UserError(`${flag} ${path}: a compact checkpoint holds the weights only (no optimizer state, pruned weights dropped); resume from the full checkpoint beside it, or use it with --pretrained`);
       }
       tensors = decodeSparse(stored, parseSparseLayout(metadata[SPARSE_LAYOUT_KEY], path), path);
     } else if (metadata?.format !== CHECKPOINT_FORMAT) {

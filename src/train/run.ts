@@ -101,7 +101,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     log(`=> ${c.arch} (${c.conv_type}, ${numClasses} classes): ${model.numParameters().toLocaleString('en-US')} parameters`);
 
     // Read checkpoints before the run folder exists: a missing or corrupt file must leave nothing behind.
-    let resumeCk = c.resume ? await readCheckpoint(c.resume, '--resume') : undefined;
+    let resumeCk = c.resume ? await readCheckpoint(c.resume, '--resume', { forResume: true }) : undefined;
     let pretrainedCk = c.pretrained ? await readCheckpoint(c.pretrained, '--pretrained') : undefined;
 
     let paths: RunPaths | undefined;

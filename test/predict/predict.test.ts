@@ -95,6 +95,23 @@ describe('predict (library)', () => {
   });
 });
 
+test('on wasm (prepared sparse inference) the same classes and probabilities within 1e-4', async () => {
+  const inputs = [path.join(data, 'val')];
+  const cpu = await predict({ checkpoint: ckpt, inputs, topK: 4 });
+  await useBackend('wasm');
+  try {
+    const before = tf.memory().numTensors;
+    const wasm = await predict({ checkpoint: ckpt, inputs, topK: 4 });
+    assert.equal(tf.memory().numTensors, before, 'prepared tensors disposed');
+    wasm.forEach((p, i) => {
+      const want = new Map(cpu[i].top!.map((t) => [t.index, t.probability]));
+      for (const t of p.top!) assert.ok(Math.abs(t.probability - want.get(t.index)!) <= 1e-4, `${p.file}: ${t.index}`);
+    });
+  } finally {
+    await useBackend('cpu');
+  }
+});
+
 describe('str-train predict (CLI)', () => {
   const img = () => path.join(data, 'val', 'class_002', fs.readdirSync(path.join(data, 'val', 'class_002'))[1]);
 

@@ -145,7 +145,8 @@ for (const c of CASES) {
     });
 
     test('--resume refuses it in one line', async () => {
-      await assert.rejects(readCheckpoint(sparse, '--resume'), (e: Error) => e instanceof UserError && /--resume .*sparse\.safetensors: a compact checkpoint holds the weights only/.test(e.message) && !e.message.includes('\n'));
+      assert.ok((await readCheckpoint(sparse)).stateDict.size > 0, 'readable without forResume');
+      await assert.rejects(readCheckpoint(sparse, '--resume', { forResume: true }), (e: Error) => e instanceof UserError && /--resume .*sparse\.safetensors: a compact checkpoint holds the weights only/.test(e.message) && !e.message.includes('\n'));
     });
   });
 }
@@ -176,6 +177,8 @@ describe('a training run with --save-sparse', () => {
     ]);
     const full = await readCheckpoint(path.join(runDir, 'checkpoints', 'last.safetensors'));
     const compact = await readCheckpoint(path.join(runDir, 'checkpoints', 'last.sparse.safetensors'), '--pretrained');
+    const cfg = path.join(root, 'tiny.yaml');
+    await assert.rejects(runInProcess(['--config', cfg, '--resume', path.join(runDir, 'checkpoints', 'last.sparse.safetensors')], root), /--resume .*last\.sparse\.safetensors: a compact checkpoint/);
     assert.deepEqual(full.classNames, ['class_000', 'class_001', 'class_002', 'class_003']);
     assert.deepEqual(compact.classNames, full.classNames);
     assert.deepEqual(compact.meta, full.meta);
