@@ -28,7 +28,7 @@ export function float16Bits(v: number): number {
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
+  const e = exp - 127 + 15;
   if (e >= 0x1f) return sign | 0x7c00;
   if (e <= 0) {
     if (e < -10) return sign;
@@ -42,8 +42,8 @@ export function float16Bits(v: number): number {
   }
   let h = (e << 10) | (mant >>> 13);
   const rem = mant & 0x1fff;
+  // a carry out of the mantissa rounds up into the exponent (and to Inf at the top), as it should
   if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
-  e = h >>> 10;
   return sign | h;
 }
 
