@@ -41,3 +41,8 @@ export { Optimizer, type OptimizerOptions } from './train/optimizer.js';
 export { learningRate, type LrPolicy } from './train/schedules.js';
 export { crossEntropy } from './train/loss.js';
 export type { HostTensor, StateDict } from './io/host-tensor.js';
+export { saveSparseCheckpoint, sparsePathOf, type SparseCheckpointInfo } from './train/sparse-checkpoint.js';
+export { readCheckpoint, saveCheckpoint, type CheckpointContent, type CheckpointMeta } from './train/checkpoint.js';
+export { toLayersModel } from './export/tfjs-model.js';
+export { saveLayersModel, type Quantization } from './export/tfjs-files.js';
+export { predict, type Prediction, type PredictOptions } from './predict/predict.js';

@@ -4,13 +4,14 @@ import { runCli } from './errors.js';
 import { trainCommand } from './train.js';
 
 /**
- * `str-train [train flags]` trains (the reference's main.py); `str-train data|report|export ...`
+ * `str-train [train flags]` trains (the reference's main.py); `str-train data|report|export|predict ...`
  * are sub-commands. Each sub-command parses its own flags.
  */
 const SUBCOMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number | void>>> = {
   data: async () => (await import('../data/command.js')).runDataCommand,
   report: async () => (await import('./report.js')).reportCommand,
   export: async () => (await import('./export.js')).exportCommand,
+  predict: async () => (await import('./predict.js')).predictCommand,
 };
 
 async function main(argv: string[]): Promise<number | void> {

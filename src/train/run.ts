@@ -12,7 +12,8 @@ import { trainOneEpoch, validate, type LoopContext, type EpochResult } from './l
 import type { DataLoader } from '../data/loader.js';
 import { broadcastParameters, reduceGradientsHook, sharedRandomSeed, type Collective } from '../distributed/index.js';
 import { installTestHooks } from '../distributed/test-hooks.js';
-import { saveCheckpoint, readCheckpoint, restoreCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { readCheckpoint, restoreCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { CheckpointWriter } from './checkpoint-writer.js';
 import { layerStats, totalSparsity, reportedLayers } from '../sparsity/stats.js';
 import { modelSummary, formatSummary } from '../sparsity/summary.js';
 import { gmpDecay, gmpDecayInForce } from '../sparsity/gmp-schedule.js';
@@ -100,7 +101,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     log(`=> ${c.arch} (${c.conv_type}, ${numClasses} classes): ${model.numParameters().toLocaleString('en-US')} parameters`);
 
     // Read checkpoints before the run folder exists: a missing or corrupt file must leave nothing behind.
-    let resumeCk = c.resume ? await readCheckpoint(c.resume, '--resume') : undefined;
+    let resumeCk = c.resume ? await readCheckpoint(c.resume, '--resume', { forResume: true }) : undefined;
     let pretrainedCk = c.pretrained ? await readCheckpoint(c.pretrained, '--pretrained') : undefined;
 
     let paths: RunPaths | undefined;
@@ -213,7 +214,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       curr_acc1: curr1,
       curr_acc5: curr5,
     });
-    if (lead && paths && !c.resume) await saveCheckpoint(paths.checkpoint('initial'), { model, optimizer, meta: meta(0, null, null), config: c });
+    const checkpoints = new CheckpointWriter({ config: c, classNames: data?.classes, sparse: c.save_sparse });
+    if (lead && paths && !c.resume) await checkpoints.save(paths.checkpoint('initial'), model, optimizer, meta(0, null, null));
 
     for (let epoch = startEpoch; epoch < c.epochs; epoch++) {
       const epochStart = performance.now();
@@ -244,14 +246,14 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       const total = sparse ? totalSparsity(stats).sparsity : 0;
       if (lead && paths) {
         const m = meta(epoch + 1, val.top1, val.top5);
-        if (c.save_last) await saveCheckpoint(paths.checkpoint('last'), { model, optimizer, meta: m, config: c });
+        if (c.save_last) await checkpoints.save(paths.checkpoint('last'), model, optimizer, m);
         const dueEvery = c.save_every > 0 && epoch % c.save_every === 0;
         // The reference deletes a new-best epoch file unless save_every is due, even at the last
         // epoch (quirk 22); we keep epoch_N when save_every is due or it is the final epoch.
-        if (dueEvery || epoch === c.epochs - 1) await saveCheckpoint(paths.checkpoint(`epoch_${epoch}`), { model, optimizer, meta: m, config: c });
+        if (dueEvery || epoch === c.epochs - 1) await checkpoints.save(paths.checkpoint(`epoch_${epoch}`), model, optimizer, m);
         if (isBest) {
-          if (c.save_last) await copyFileAtomic(paths.checkpoint('last'), paths.checkpoint('model_best'));
-          else await saveCheckpoint(paths.checkpoint('model_best'), { model, optimizer, meta: m, config: c });
+          if (c.save_last) await checkpoints.copy(paths.checkpoint('last'), paths.checkpoint('model_best'));
+          else await checkpoints.save(paths.checkpoint('model_best'), model, optimizer, m);
         }
         const minutes = (ms: number) => ms / 60000;
         const epochMinutes = minutes(performance.now() - epochStart);
