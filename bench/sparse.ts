@@ -50,7 +50,7 @@ export function sparseCases(quick: boolean): SparseCase[] {
 
 // ---------------------------------------------------------------------------- worker side
 
-interface SetupReply { sparsity: number; nonZeros: number; weights: number; denseMacs: number; effectiveMacs: number; sparseLayers: number; layers: number; prepareMs: number; whatIsLeft: string }
+interface SetupReply { checkpointMB?: { full: number; densePth: number; compact: number }; sparsity: number; nonZeros: number; weights: number; denseMacs: number; effectiveMacs: number; sparseLayers: number; layers: number; prepareMs: number; whatIsLeft: string }
 
 async function workerMain(threads?: number): Promise<void> {
   const tf = await import('../src/tf.js');
@@ -116,6 +116,7 @@ async function workerMain(threads?: number): Promise<void> {
       denseMacs += w.length * pos;
       effectiveMacs += nz * pos;
     }
+    const checkpointMB = await checkpointSizes(arch, model);
     const t0 = performance.now();
     prepared = await prepareSparseInference(model);
     const prepareMs = performance.now() - t0;
@@ -126,7 +127,26 @@ async function workerMain(threads?: number): Promise<void> {
     // not used by the dense variant: it runs with the preparation removed, see run()
     x = tf.randomNormal([BATCH, SIZE, SIZE, 3], 0, 1, 'float32', 1) as import('../src/tf.js').Tensor4D;
     y = tf.tensor1d(Array.from({ length: BATCH }, (_, i) => i % model!.numClasses), 'int32');
-    return { sparsity: 1 - nonZeros / weights, nonZeros, weights, denseMacs, effectiveMacs, sparseLayers: sparse.length, layers: prepared.layers.length, prepareMs, whatIsLeft };
+    return { checkpointMB, sparsity: 1 - nonZeros / weights, nonZeros, weights, denseMacs, effectiveMacs, sparseLayers: sparse.length, layers: prepared.layers.length, prepareMs, whatIsLeft };
+  }
+
+  /** Sizes of this model's checkpoint, its dense .pth export and its compact (sparse) export. */
+  async function checkpointSizes(arch: string, m: Model): Promise<SetupReply['checkpointMB']> {
+    const { mkdtempSync, rmSync, statSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { saveCheckpoint } = await import('../src/train/checkpoint.js');
+    const { exportCheckpoint } = await import('../src/cli/export.js');
+    const dir = mkdtempSync(path.join(tmpdir(), 'str-sparse-bench-'));
+    try {
+      const ck = path.join(dir, 'model.safetensors');
+      await saveCheckpoint(ck, { model: m, meta: { epoch: 0, arch, best_acc1: 0, best_acc5: 0, best_train_acc1: 0, best_train_acc5: 0, curr_acc1: null, curr_acc5: null }, config: { arch, conv_type: 'DenseConv' } });
+      const dense = await exportCheckpoint({ checkpoint: ck, dense: true, out: path.join(dir, 'dense.pth'), log: () => {} });
+      const compact = await exportCheckpoint({ checkpoint: ck, format: 'sparse', out: path.join(dir, 'model.sparse.safetensors'), log: () => {} });
+      const mb = (f: string) => round(statSync(f).size / 1e6, 2);
+      return { full: mb(ck), densePth: mb(dense.out), compact: mb(compact.out) };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   /** validate()'s step: forward, loss, top-1/top-5 counts, read back. */
@@ -226,6 +246,8 @@ export interface SparseRow {
   sparseOverDense: number;
   sparseOverTorch?: number;
   logitsRelDiff: number;
+  /** Checkpoint sizes (MB) of the benchmarked model: ours, dense .pth export, compact export. */
+  checkpointMB?: { full: number; densePth: number; compact: number };
 }
 
 export interface SparseBenchResult {
@@ -316,11 +338,13 @@ export async function benchSparse(o: SparseBenchOptions): Promise<SparseBenchRes
           sparseOverDense: round(sparse.imagesPerSec / dense.imagesPerSec, 2),
           sparseOverTorch: torchSide ? round(sparse.imagesPerSec / torchSide.imagesPerSec, 2) : undefined,
           logitsRelDiff: relDiff,
+          checkpointMB: s.checkpointMB,
         };
         result.rows.push(row);
         log(`sparse: ${c.arch} ${c.level.label} (${row.sparsity} % zeros, ${row.effectiveGMacs} of ${row.denseGMacs} GMACs; ${row.layers}): ` +
           `dense wasm ${dense.imagesPerSec} img/s, sparse ${sparse.imagesPerSec} img/s (${row.sparseOverDense}x)` +
-          (torchSide ? `, PyTorch ${torchSide.imagesPerSec} img/s (sparse ${row.sparseOverTorch}x)` : '') + `; |Σ|logits|| rel. diff ${relDiff.toExponential(1)}`);
+          (torchSide ? `, PyTorch ${torchSide.imagesPerSec} img/s (sparse ${row.sparseOverTorch}x)` : '') + `; |Σ|logits|| rel. diff ${relDiff.toExponential(1)}` +
+          (s.checkpointMB ? `; checkpoint ${s.checkpointMB.densePth} MB dense .pth, ${s.checkpointMB.compact} MB compact` : ''));
       }
     } finally {
       await torch?.close();
@@ -388,11 +412,12 @@ export function renderSparseSection(r: SparseBenchResult): string[] {
       + `elsewhere); **PyTorch**: ${r.torch ?? 'not run'}, dense, eval. ResNet50 sparsities are STR budget columns (per-layer `
       + `magnitude pruning to the budget), MobileNetV1's global magnitude pruning.`, '');
     const line = (c: (string | number)[]) => `| ${c.join(' | ')} |`;
-    out.push(line(['model', 'sparsity', 'zeros %', 'non-zeros', 'GMACs (effective / dense)', 'dense wasm img/s', 'sparse img/s', 'PyTorch img/s', 'sparse / dense wasm', 'sparse / PyTorch', 'layers']));
-    out.push(line(['---', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---']));
+    out.push(line(['model', 'sparsity', 'zeros %', 'non-zeros', 'GMACs (effective / dense)', 'dense wasm img/s', 'sparse img/s', 'PyTorch img/s', 'sparse / dense wasm', 'sparse / PyTorch', 'checkpoint MB: dense .pth / compact', 'layers']));
+    out.push(line(['---', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---']));
     for (const x of r.rows) {
       out.push(line([x.arch, x.level, f(x.sparsity, 2), x.nonZeros, `${f(x.effectiveGMacs, 3)} / ${f(x.denseGMacs, 3)}`, f(x.dense.imagesPerSec, 2), f(x.sparse.imagesPerSec, 2),
-        f(x.torch?.imagesPerSec, 2), `${f(x.sparseOverDense, 2)}×`, x.sparseOverTorch === undefined ? '–' : `${f(x.sparseOverTorch, 2)}×`, x.layers]));
+        f(x.torch?.imagesPerSec, 2), `${f(x.sparseOverDense, 2)}×`, x.sparseOverTorch === undefined ? '–' : `${f(x.sparseOverTorch, 2)}×`,
+        x.checkpointMB ? `${f(x.checkpointMB.densePth, 2)} / ${f(x.checkpointMB.compact, 2)}` : '–', x.layers]));
     }
     out.push('');
     const r50 = r.rows.find((x) => x.arch === 'ResNet50' && x.level.includes('90.23'));
