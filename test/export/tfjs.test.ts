@@ -16,6 +16,7 @@ import { float16Bits, quantizeUint8 } from '../../src/export/tfjs-files.js';
 import { buildModel, randomizeState, logitsOf, META, tmpDir } from '../interop/helpers.js';
 import type { HostTensor } from '../../src/io/host-tensor.js';
 import seedrandom from 'seedrandom';
+import { runCli } from '../helpers/run.js';
 
 const dir = tmpDir('tfjs-export');
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -129,4 +130,18 @@ test('wrong flag combinations are one-line errors', async () => {
   await assert.rejects(exportCheckpoint({ checkpoint: ck, format: 'tfjs', dense: true, log: () => {} }), /--format tfjs --dense: a TF\.js model always holds the effective/);
   await assert.rejects(exportCheckpoint({ checkpoint: ck, format: 'tfjs', quantize: 'int4' as never, log: () => {} }), /--quantize int4: expected uint8 or float16/);
   await assert.rejects(exportCheckpoint({ checkpoint: ck, format: 'pth', quantize: 'uint8', out: path.join(dir, 'q.pth'), log: () => {} }), /--quantize: only for --format tfjs/);
+});
+
+test('CLI: export --format tfjs --quantize and --format sparse print what they wrote', () => {
+  const ck = path.join(dir, 'STR_ResNet18_small_stem.safetensors');
+  const t = runCli(['export', '--checkpoint', ck, '--format', 'tfjs', '--quantize', 'uint8', '--out', path.join(dir, 'cli_tfjs')], dir);
+  assert.equal(t.code, 0, t.stderr);
+  assert.match(t.stdout, /^=> wrote .*cli_tfjs\/ \(tfjs layers model, ResNet18, weights uint8: \d+\.\d\d MB; input NHWC float32 normalised with the ImageNet mean\/std, output logits\)\n$/);
+  assert.ok(fs.existsSync(path.join(dir, 'cli_tfjs', 'model.json')) && fs.existsSync(path.join(dir, 'cli_tfjs', 'weights.bin')));
+  const s = runCli(['export', '--checkpoint', ck, '--format', 'sparse'], dir);
+  assert.equal(s.code, 0, s.stderr);
+  assert.match(s.stdout, /^=> wrote .*STR_ResNet18_small_stem\.sparse\.safetensors \(sparse, ResNet18, \d+\.\d\d MB: [\d,]+ non-zero conv weights, \d+ tensors as values \+ mask; the weights as dense float32: \d+\.\d\d MB\)\n$/);
+  const bad = runCli(['export', '--checkpoint', ck, '--format', 'tfjs', '--quantize', 'int8'], dir);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr, 'str-train: export --quantize int8: expected uint8 or float16\n');
 });
