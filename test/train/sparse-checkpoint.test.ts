@@ -18,6 +18,7 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { writeReport } from '../../src/report/report.js';
 import type { HostTensor, StateDict } from '../../src/io/host-tensor.js';
 import { UserError } from '../../src/util/errors.js';
+import { GMPConv } from '../../src/nn/conv/gmp.js';
 import { parse } from 'csv-parse/sync';
 import { buildModel, randomizeState, fixedInput, logitsOf, META } from '../interop/helpers.js';
 import { tmpDir, tinyDataset, tinyConfig, writeYaml, runInProcess, listFiles } from '../helpers/run.js';
@@ -46,8 +47,9 @@ async function pthStateDict(file: string): Promise<StateDict> {
   return obj.get('state_dict') as unknown as StateDict;
 }
 
-const CASES = [
+const CASES: Array<{ name: string; argv: string[]; size: number; gmpRate?: number }> = [
   { name: 'STR ResNet18', argv: ['--arch', 'ResNet18', '--conv-type', 'STRConv', '--stem', 'small'], size: 16 },
+  { name: 'GMP ResNet18 at 90 % (current rate 60 %)', argv: ['--arch', 'ResNet18', '--conv-type', 'GMPConv', '--prune-rate', '0.9', '--stem', 'small'], size: 16, gmpRate: 0.6 },
   { name: 'DNW MobileNetV1 at 90 %', argv: ['--arch', 'MobileNetV1', '--conv-type', 'DNWConv', '--prune-rate', '0.9'], size: 32 },
   { name: 'DNW ResNet50 at 80 %', argv: ['--arch', 'ResNet50', '--conv-type', 'DNWConv', '--prune-rate', '0.8', '--stem', 'small'], size: 16 },
 ];
@@ -66,6 +68,7 @@ for (const c of CASES) {
     before(async () => {
       const { model, config } = buildModel([...c.argv, '--width-mult', '0.125', '--num-classes', '10', '--seed', '5']);
       randomizeState(model, c.name);
+      for (const [, conv] of model.convLayers()) if (c.gmpRate !== undefined && conv instanceof GMPConv) conv.setCurrPruneRate(c.gmpRate);
       logits = logitsOf(model, x);
       zeros = layerStats(model, model.convLayers()).map((s) => s.zeros);
       for (const [, conv] of model.convLayers()) numel += conv.numel;
