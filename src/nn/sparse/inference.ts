@@ -23,13 +23,14 @@ export type ConvShapeClass = 'pointwise' | 'spatial' | 'stem';
 /**
  * Fraction of zero weights from which the sparse kernel beats the folded dense conv (tfjs'
  * XNNPACK), per shape class: the highest of the class's ResNet50 layer shapes, measured with
- * `node dist/bench/sparse.js --crossover` (bench/results/RESULTS.md, "Crossover"): 1×1 convs
- * 0.3-0.5, 3×3 0.4-0.5, the 7×7 stem on 3 channels 0.4. `stem`: a conv on ≤ 4 input channels.
+ * `node dist/bench/sparse.js --crossover` (bench/results/RESULTS.md, "Crossover"; two runs agreed
+ * within one step of 0.1): 1×1 convs 0.3-0.5, 3×3 0.4-0.5, the 7×7 stem on 3 channels 0.4-0.5.
+ * `stem`: a conv on ≤ 4 input channels.
  */
 export const SPARSE_CROSSOVER: Record<ConvShapeClass, number> = {
   pointwise: 0.5,
   spatial: 0.5,
-  stem: 0.4,
+  stem: 0.5,
 };
 
 export function shapeClass(conv: ConvBase): ConvShapeClass {
