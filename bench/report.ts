@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { MachineFacts } from './common.js';
 import type { CaseResult, MemoryBenchResult, ModelsBenchResult, SideResult } from './models.js';
 import type { PipelineBenchResult } from './pipeline.js';
+import { renderSparseSection, type SparseBenchResult } from './sparse.js';
 
 /** What run.ts writes per benchmark: the result with the machine facts around it. */
 export interface ResultFile<T = unknown> {
@@ -60,7 +61,8 @@ export function renderResults(dir: string): string {
   const multiworker = read<Record<string, unknown>>(dir, 'multiworker');
   const kernels = read<Record<string, unknown>>(dir, 'kernels');
   const multigpu = read<Record<string, unknown>>(dir, 'multigpu');
-  const all = [models, memory, pipeline, loader, allreduce, multiworker, kernels, multigpu].filter((x) => x !== undefined) as ResultFile[];
+  const sparse = read<SparseBenchResult>(dir, 'sparse');
+  const all = [models, memory, pipeline, loader, allreduce, multiworker, kernels, multigpu, sparse].filter((x) => x !== undefined) as ResultFile[];
   const first = all[0];
   const m = models?.result;
   const backends = m ? Object.keys(m.backends) : [];
@@ -290,6 +292,8 @@ export function renderResults(dir: string): string {
     out.push(`${r.backend}. Summed best-of-N time of every conv layer of each model (bench/kernels.ts; layer-by-layer figures in kernels.json).`, '');
     out.push(table(['model', 'forward ms', 'backprop-input ms', 'backprop-filter ms', '(bwd-in + bwd-filter) / fwd'], r.models.map((x) => [x.model, fmt(x.fwdMs as number), fmt(x.bwdInputMs as number), fmt(x.bwdFilterMs as number), fmt(x.bwdOverFwd as number, 2)])), '');
   }
+
+  if (sparse?.result) out.push(...renderSparseSection(sparse.result));
 
   const failed = all.filter((f) => f.error);
   if (failed.length) {

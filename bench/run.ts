@@ -4,7 +4,7 @@
  * bench/results/RESULTS.md (every table, str-train / PyTorch ratios, the goals of issue 7).
  * Quick results go to bench/results/quick/, GPU results to bench/results/gpu/. See bench/README.md.
  *
- *   npm run bench -- [--quick] [--only models,memory,pipeline,loader,allreduce,multiworker,kernels]
+ *   npm run bench -- [--quick] [--only models,memory,pipeline,loader,allreduce,multiworker,kernels,sparse]
  *                    [--skip NAMES] [--backend wasm,tensorflow,cpu,webgpu] [--cases SUBSTR,...] [--no-torch]
  *                    [--gpu [--multigpu 0,1,2,3]] [--out DIR] [--report]
  */
@@ -22,9 +22,10 @@ import { benchLoader } from './loader.js';
 import { benchAllReduce } from './allreduce.js';
 import { benchMultiGpu, benchMultiworker } from './multiworker.js';
 import { renderResults, type ResultFile } from './report.js';
+import { benchSparse } from './sparse.js';
 
 const SELF = fileURLToPath(import.meta.url);
-const ALL = ['models', 'memory', 'pipeline', 'loader', 'allreduce', 'multiworker', 'kernels'] as const;
+const ALL = ['models', 'memory', 'pipeline', 'loader', 'allreduce', 'multiworker', 'kernels', 'sparse'] as const;
 const GPU_ALL = ['models', 'memory', 'loader', 'allreduce', 'multigpu'] as const;
 type Name = (typeof ALL)[number] | 'multigpu';
 
@@ -127,6 +128,9 @@ async function runOne(name: Name, o: Options, log: (l: string) => void): Promise
       return benchMultiworker({ quick: o.quick });
     case 'kernels':
       return runKernels(o, log);
+    case 'sparse':
+      // the crossover table (~2 min, single-threaded CPU time) only in full runs
+      return benchSparse({ quick: o.quick, torch: o.torch, crossover: !o.quick, models: true, log });
     case 'multigpu':
       return benchMultiGpu({ devices: o.devices, steps: o.quick ? 10 : 20, log });
   }

@@ -20,6 +20,16 @@ export {
 export { strSigmoid } from './nn/conv/str.js';
 export { BatchNormBase, LearnedBatchNorm, NonAffineBatchNorm, createBatchNorm, type BatchNormTypeName } from './nn/batchnorm.js';
 export { ReLU, MaxPool2d, GlobalAvgPool } from './nn/layers.js';
+export {
+  prepareSparseInference,
+  SPARSE_CROSSOVER,
+  type SparseInference,
+  type SparseInferenceOptions,
+  type PreparedLayer,
+  type ConvShapeClass,
+} from './nn/sparse/inference.js';
+export { foldBatchNorm, packCsr, type BatchNormStats, type CsrConv } from './nn/sparse/pack.js';
+export { convBn, type FusedEval } from './nn/fused-eval.js';
 export { stateDict, loadStateDict, MODULE_PREFIX, type LoadReport } from './nn/state-dict.js';
 export { createModel, registerModel, listModels, type ModelFactory } from './models/registry.js';
 export { Model } from './models/model.js';
@@ -31,3 +41,8 @@ export { Optimizer, type OptimizerOptions } from './train/optimizer.js';
 export { learningRate, type LrPolicy } from './train/schedules.js';
 export { crossEntropy } from './train/loss.js';
 export type { HostTensor, StateDict } from './io/host-tensor.js';
+export { saveSparseCheckpoint, sparsePathOf, type SparseCheckpointInfo } from './train/sparse-checkpoint.js';
+export { readCheckpoint, saveCheckpoint, type CheckpointContent, type CheckpointMeta } from './train/checkpoint.js';
+export { toLayersModel } from './export/tfjs-model.js';
+export { saveLayersModel, type Quantization } from './export/tfjs-files.js';
+export { predict, type Prediction, type PredictOptions } from './predict/predict.js';

@@ -57,6 +57,22 @@ export interface PruneMaskAttrs {
   torchIndex: Int32Array;
 }
 
+/**
+ * Eval-only convolution over the non-zero weights (CSR, nn/sparse/pack.ts), with a folded bias,
+ * optional `+ residual` and ReLU: act(conv(x) + bias [+ residual]). Inputs: x (NHWC), rowptr
+ * (int32 [CO+1]), nz (int32 [2·nnz] pairs of im2col offset and weight bits), bias ([CO]), and
+ * optionally residual ([N,OH,OW,CO]). Attrs: SparseConv2DAttrs. Registered on wasm only.
+ */
+export const SparseConv2D = 'StrSparseConv2D';
+export interface SparseConv2DAttrs {
+  kernelSize: number;
+  stride: number;
+  /** Symmetric zero padding (PyTorch). */
+  padding: number;
+  outChannels: number;
+  relu: boolean;
+}
+
 /** Whether the active backend registers `kernelName` (false on backends using the composites). */
 export function hasKernel(kernelName: string): boolean {
   return tf.getKernel(kernelName, tf.getBackend()) != null;

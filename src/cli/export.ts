@@ -6,10 +6,13 @@
 import { parseArgs } from 'node:util';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { initBackend, backendChoices, type BackendChoice } from '../backend/select.js';
-import { readCheckpoint } from '../train/checkpoint.js';
+import { readCheckpoint, type CheckpointContent } from '../train/checkpoint.js';
+import { saveSparseCheckpoint, type SparseCheckpointInfo } from '../train/sparse-checkpoint.js';
+import { toLayersModel } from '../export/tfjs-model.js';
+import { saveLayersModel, type Quantization, type TfjsFiles } from '../export/tfjs-files.js';
 import { denseCompatibleStateDict } from '../sparsity/transfer.js';
 import { modelFromCheckpoint, inferModelSpec, type ModelOverrides } from '../report/checkpoint-model.js';
-import { MODULE_PREFIX, stripModulePrefix } from '../nn/state-dict.js';
+import { MODULE_PREFIX, stripModulePrefix, stateDict } from '../nn/state-dict.js';
 import type { StateDict } from '../io/host-tensor.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { writeTorchCheckpoint, stateDictToPy, toPyInt } from '../io/pytorch/index.js';
@@ -17,7 +20,9 @@ import { CONV_TYPES } from '../config/schema.js';
 import type { ConvTypeName } from '../nn/conv/index.js';
 import { UserError } from '../util/errors.js';
 
-export type ExportFormat = 'pth' | 'safetensors';
+export type ExportFormat = 'pth' | 'safetensors' | 'sparse' | 'tfjs';
+const FORMATS: readonly ExportFormat[] = ['pth', 'safetensors', 'sparse', 'tfjs'];
+const QUANTIZATIONS: readonly Quantization[] = ['uint8', 'float16'];
 
 export interface ExportOptions {
   checkpoint: string;
@@ -25,6 +30,8 @@ export interface ExportOptions {
   /** Fold STR thresholds (and DNW/GMP masks) into the weights: the dense-compatible model (§13.2). */
   dense?: boolean;
   out?: string;
+  /** --format tfjs: quantise the conv/dense kernels. */
+  quantize?: Quantization;
   overrides?: ModelOverrides;
   log?: (line: string) => void;
 }
@@ -42,15 +49,16 @@ export const EXPORT_FORMAT = 'str-train-export/1';
 
 function formatOf(out: string | undefined, given: string | undefined): ExportFormat {
   if (given !== undefined) {
-    if (given !== 'pth' && given !== 'safetensors') throw new UserError(`export --format ${given}: expected pth or safetensors`);
-    return given;
+    if (!(FORMATS as readonly string[]).includes(given)) throw new UserError(`export --format ${given}: expected pth, safetensors, sparse or tfjs`);
+    return given as ExportFormat;
   }
+  if (out?.endsWith('.sparse.safetensors')) return 'sparse';
   return out !== undefined && extname(out) === '.safetensors' ? 'safetensors' : 'pth';
 }
 
 function defaultOut(checkpoint: string, format: ExportFormat, dense: boolean): string {
   const stem = basename(checkpoint, extname(checkpoint));
-  const ext = format === 'pth' ? '.pth' : '.safetensors';
+  const ext = { pth: '.pth', sparse: '.sparse.safetensors', safetensors: '.safetensors', tfjs: '_tfjs' }[format];
   let out = join(dirname(checkpoint), `${stem}${dense ? '_dense' : ''}${ext}`);
   if (resolve(out) === resolve(checkpoint)) out = join(dirname(checkpoint), `${stem}_export${ext}`);
   return out;
@@ -63,7 +71,13 @@ export async function exportCheckpoint(o: ExportOptions): Promise<ExportResult> 
   const dense = o.dense ?? false;
   const out = o.out ?? defaultOut(o.checkpoint, format, dense);
   if (resolve(out) === resolve(o.checkpoint)) throw new UserError(`export --out ${out}: is the input checkpoint; choose another file`);
+  if (format === 'tfjs' && dense) throw new UserError('export --format tfjs --dense: a TF.js model always holds the effective (folded) weights; drop --dense');
+  if (o.quantize !== undefined && !QUANTIZATIONS.includes(o.quantize)) throw new UserError(`export --quantize ${o.quantize}: expected uint8 or float16`);
+  if (format === 'sparse' && dense) throw new UserError('export --format sparse --dense: the compact file keeps the thresholds/rates; export it (or the original) to pth --dense instead');
   const ck = await readCheckpoint(o.checkpoint, '--checkpoint');
+  if (format === 'sparse') return exportSparse(ck, out, o.overrides, log);
+  if (format === 'tfjs') return exportTfjs(ck, out, o.quantize, o.overrides, log);
+  if (o.quantize) throw new UserError(`export --quantize: only for --format tfjs`);
 
   let sd: StateDict;
   let arch: string;
@@ -104,11 +118,60 @@ export async function exportCheckpoint(o: ExportOptions): Promise<ExportResult> 
   return { out, format, dense, arch, epoch, stateDict: sd };
 }
 
-export const EXPORT_USAGE = `usage: str-train export --checkpoint FILE [--format pth|safetensors] [--dense] [--out FILE]
+/** --format sparse: the compact checkpoint of the model the checkpoint describes. */
+async function exportSparse(ck: CheckpointContent, out: string, overrides: ModelOverrides | undefined, log: (l: string) => void): Promise<ExportResult> {
+  const { model, spec } = modelFromCheckpoint(ck, overrides);
+  let info: SparseCheckpointInfo;
+  let sd: StateDict;
+  try {
+    sd = stateDict(model);
+    info = await saveSparseCheckpoint(out, { model, meta: ck.meta, config: ck.config, classNames: ck.classNames });
+  } finally {
+    model.dispose();
+  }
+  const mb = (b: number) => (b / 1e6).toFixed(2);
+  log(
+    `=> wrote ${out} (sparse, ${spec.arch}, ${mb(info.bytes)} MB: ${info.nonZeros.toLocaleString('en-US')} non-zero conv weights, ` +
+      `${info.encoded} tensors as values + mask; the weights as dense float32: ${mb(info.denseBytes)} MB)`,
+  );
+  return { out, format: 'sparse', dense: false, arch: spec.arch, epoch: ck.meta.epoch, stateDict: sd };
+}
+
+/** --format tfjs: a LayersModel directory (model.json + weights.bin) that plain TensorFlow.js loads. */
+async function exportTfjs(ck: CheckpointContent, out: string, quantize: Quantization | undefined, overrides: ModelOverrides | undefined, log: (l: string) => void): Promise<ExportResult> {
+  const { model, spec } = modelFromCheckpoint(ck, overrides);
+  let files: TfjsFiles;
+  try {
+    model.eval();
+    const layers = toLayersModel(model);
+    try {
+      files = await saveLayersModel(layers, out, quantize);
+    } finally {
+      layers.dispose();
+    }
+  } finally {
+    model.dispose();
+  }
+  log(
+    `=> wrote ${out}/ (tfjs layers model, ${spec.arch}, weights ${quantize ?? 'float32'}: ${(files.weightBytes / 1e6).toFixed(2)} MB; ` +
+      `input NHWC float32 normalised with the ImageNet mean/std, output logits)`,
+  );
+  return { out, format: 'tfjs', dense: true, arch: spec.arch, epoch: ck.meta.epoch, stateDict: new Map() };
+}
+
+export const EXPORT_USAGE = `usage: str-train export --checkpoint FILE [--format pth|safetensors|sparse] [--dense] [--out FILE]
+       str-train export --checkpoint FILE --format tfjs --out DIR [--quantize uint8|float16]
                         [--arch A] [--conv-type T] [--prune-rate P] [--stem imagenet|small] [--backend B]
 
 Writes a checkpoint (ours, or a reference .pth/.state) as a file the reference's models load with
 load_state_dict unchanged: .pth = {epoch, arch, state_dict} with module. keys, or .safetensors.
+  --format sparse  a compact checkpoint (<stem>.sparse.safetensors): each conv's non-zeros and a
+                 bit mask, the rest dense; read by --pretrained, --evaluate, report, predict and
+                 export (back to .pth, --dense too), not by --resume
+  --format tfjs  a TensorFlow.js layers model in DIR (model.json + weights.bin) for
+                 tf.loadLayersModel in Node or a browser: effective weights, BatchNorm statistics;
+                 input NHWC float32 normalised as the val transform, output logits
+  --quantize uint8|float16   (tfjs) quantise the conv/dense kernels as tfjs-converter does
   --dense        fold STR thresholds (DNW/GMP masks) into the weights: the dense-compatible model
   --arch ...     for a reference .pth whose architecture cannot be read off its keys
   --conv-type, --prune-rate   a reference DNW/GMP .pth (their rates are not in the file)`;
@@ -174,6 +237,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
     format: { type: 'string' },
     dense: { type: 'boolean' },
     out: { type: 'string' },
+    quantize: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(EXPORT_USAGE + '\n');
@@ -191,6 +255,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
     format: values.format as ExportFormat | undefined,
     dense,
     out: values.out as string | undefined,
+    quantize: values.quantize as Quantization | undefined,
     overrides: modelOverrides('export', values),
   });
   return 0;

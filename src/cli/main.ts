@@ -4,7 +4,7 @@ import { runCli } from './errors.js';
 import { trainCommand } from './train.js';
 
 /**
- * `str-train [train flags]` trains (the reference's main.py); `str-train data|report|export|sweep ...`
+ * `str-train [train flags]` trains (the reference's main.py); `str-train data|report|export|predict|sweep ...`
  * are sub-commands. Each sub-command parses its own flags.
  */
 const SUBCOMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number | void>>> = {
@@ -12,6 +12,7 @@ const SUBCOMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<numb
   report: async () => (await import('./report.js')).reportCommand,
   export: async () => (await import('./export.js')).exportCommand,
   sweep: async () => (await import('./sweep.js')).sweepCommand,
+  predict: async () => (await import('./predict.js')).predictCommand,
 };
 
 async function main(argv: string[]): Promise<number | void> {

@@ -340,6 +340,10 @@ export const OPTIONS = {
     flag: 'save-last', kind: 'bool', schema: bool(), default: true, group: 'Run/Output',
     help: 'write checkpoints/last every epoch, for --resume (turn off with --no-save-last or --save-last=false)',
   }),
+  save_sparse: opt({
+    flag: 'save-sparse', kind: 'bool', schema: bool(), default: false, group: 'Run/Output',
+    help: 'also write every checkpoint as a compact <name>.sparse.safetensors (non-zeros + bit mask; for --pretrained, --evaluate, report, export, predict; not --resume)',
+  }),
   seed: opt({
     flag: 'seed', kind: 'int', schema: int(0, Number.MAX_SAFE_INTEGER).optional(), default: undefined, defaultText: 'unseeded',
     group: 'Run/Output',

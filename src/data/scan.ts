@@ -127,3 +127,11 @@ export async function scanImageFolder(root: string, what: string): Promise<Scann
   }
   return { root, classes, files, labels, emptyClasses };
 }
+
+/** The image files under `dir` (recursive, links followed once, sorted as the loader sorts), as paths under `dir`. */
+export async function listImages(dir: string): Promise<string[]> {
+  const abs = path.resolve(dir);
+  const top = path.basename(abs);
+  const files = await walkClass(path.dirname(abs), top);
+  return files.map((f) => path.join(dir, path.relative(top, f)));
+}

@@ -3,6 +3,7 @@ import { Module, Sequential } from '../nn/module.js';
 import type { ConvBase } from '../nn/conv/index.js';
 import type { BatchNormBase } from '../nn/batchnorm.js';
 import { GlobalAvgPool, MaxPool2d } from '../nn/layers.js';
+import { convBn } from '../nn/fused-eval.js';
 import { Builder, scaleWidth, type ModelOptions } from './builder.js';
 import { Model } from './model.js';
 
@@ -27,9 +28,9 @@ class BasicBlock extends Module {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
-    const y = this.bn1.forwardRelu(this.conv1.forward(x));
+    const y = convBn(this.conv1, this.bn1, x, true);
     const residual = this.downsample ? this.downsample.forward(x) : x;
-    return this.bn2.forwardRelu(this.conv2.forward(y), residual);
+    return convBn(this.conv2, this.bn2, y, true, residual);
   }
 
   inferShape(s: Shape): Shape {
@@ -61,10 +62,10 @@ class Bottleneck extends Module {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
-    let y = this.bn1.forwardRelu(this.conv1.forward(x));
-    y = this.bn2.forwardRelu(this.conv2.forward(y));
+    let y = convBn(this.conv1, this.bn1, x, true);
+    y = convBn(this.conv2, this.bn2, y, true);
     const residual = this.downsample ? this.downsample.forward(x) : x;
-    return this.bn3.forwardRelu(this.conv3.forward(y), residual);
+    return convBn(this.conv3, this.bn3, y, true, residual);
   }
 
   inferShape(s: Shape): Shape {
@@ -119,7 +120,7 @@ export class ResNet extends Model {
   }
 
   forward(x: tf.Tensor): tf.Tensor2D {
-    let y = this.bn1.forwardRelu(this.conv1.forward(x));
+    let y = convBn(this.conv1, this.bn1, x, true);
     if (this.maxpool) y = this.maxpool.forward(y);
     for (const l of this.layers) y = l.forward(y);
     y = this.fc.forward(this.avgpool.forward(y));

@@ -1,4 +1,5 @@
 import * as tf from '../tf.js';
+import type { FusedEval } from './fused-eval.js';
 
 /**
  * How a parameter's internal (NHWC-friendly) tensor maps to the PyTorch tensor of the same
@@ -160,7 +161,15 @@ export class Sequential extends Module {
   forward(x: tf.Tensor): tf.Tensor {
     let y = x;
     for (let i = 0; i < this.layers.length; i++) {
-      const l = this.layers[i] as Module & { forwardRelu?: (x: tf.Tensor) => tf.Tensor };
+      const l = this.layers[i] as Module & { forwardRelu?: (x: tf.Tensor) => tf.Tensor; fusedEval?: FusedEval };
+      // eval with a prepared conv → BatchNorm [→ ReLU] (nn/sparse/inference.ts): one fused op
+      const f = l.fusedEval;
+      if (f && !l.training && f.bn != null && f.bn === this.layers[i + 1]) {
+        const relu = (this.layers[i + 2] as { isReLU?: boolean } | undefined)?.isReLU === true;
+        y = f.run(y, relu);
+        i += relu ? 2 : 1;
+        continue;
+      }
       // a BatchNorm directly followed by a ReLU runs as one fused op (BatchNormBase.forwardRelu)
       if (l.forwardRelu && (this.layers[i + 1] as { isReLU?: boolean } | undefined)?.isReLU) {
         y = l.forwardRelu(y);

@@ -28,6 +28,8 @@ export function softThreshold(w: HostTensor, s: HostTensor): HostTensor {
   });
   const data = Float32Array.from(out.dataSync());
   out.dispose();
+  // pruned negative weights come out as −0: +0, as denseCompatibleStateDict writes them
+  for (let i = 0; i < data.length; i++) data[i] += 0;
   return { dtype: 'float32', shape: [...w.shape], data };
 }
 
@@ -220,7 +222,11 @@ export function denseCompatibleStateDict(model: Model): StateDict {
   for (const [name, conv] of model.convLayers()) {
     if (conv.typeName === 'DenseConv') continue;
     const w = tf.tidy(() => conv.toTorchOrder(conv.effectiveWeight()));
-    effective.set(`${MODULE_PREFIX}${name}.weight`, { dtype: 'float32', shape: [...w.shape], data: Float32Array.from(w.dataSync()) });
+    const data = Float32Array.from(w.dataSync());
+    // a pruned negative weight comes out as −0 (−1·0): written as +0, so the file does not depend
+    // on the sign of weights it no longer needs (a compact checkpoint does not keep them)
+    for (let i = 0; i < data.length; i++) data[i] += 0;
+    effective.set(`${MODULE_PREFIX}${name}.weight`, { dtype: 'float32', shape: [...w.shape], data });
     w.dispose();
   }
   return withEffectiveWeights(sd, effective);

@@ -7,9 +7,12 @@ import { sniffCheckpointFile } from '../io/formats.js';
 import { readTorchCheckpoint, extractStateDict } from '../io/pytorch/index.js';
 import { stateDictAsync, loadStateDict, toTorchLayoutAsync, fromTorchLayout, MODULE_PREFIX, stripModulePrefix } from '../nn/state-dict.js';
 import { pruneRates, restorePruneRates } from '../sparsity/transfer.js';
+import { decodeSparse, parseSparseLayout, SPARSE_LAYOUT_KEY } from '../io/sparse-tensors.js';
 import { UserError } from '../util/errors.js';
 
 export const CHECKPOINT_FORMAT = 'str-train-checkpoint/1';
+/** A compact checkpoint (src/train/sparse-checkpoint.ts): non-zeros + masks, no optimizer state. */
+export const SPARSE_CHECKPOINT_FORMAT = 'str-train-sparse/1';
 const OPT_PREFIX = 'optimizer.';
 
 /** Scalars saved with every checkpoint (the reference's dict keys, STR-SPEC §12.3). */
@@ -35,6 +38,8 @@ export interface CheckpointContent {
   pruneRates?: Record<string, { prune_rate: number; curr_prune_rate?: number }>;
   /** --target-sparsity: the controller's state (metadata key `target_sparsity`), as saved. */
   targetSparsity?: unknown;
+  /** Class-folder names of the data the model was trained on (index = label); absent in older files. */
+  classNames?: string[];
   stateDict: StateDict;
   optimizerState: Map<string, HostTensor>;
   source: string;
@@ -48,7 +53,7 @@ export interface CheckpointContent {
  */
 export async function saveCheckpoint(
   path: string,
-  c: { model: Model; optimizer?: Optimizer; meta: CheckpointMeta; config?: unknown; targetSparsity?: unknown },
+  c: { model: Model; optimizer?: Optimizer; meta: CheckpointMeta; config?: unknown; targetSparsity?: unknown; classNames?: readonly string[] },
 ): Promise<void> {
   // read back asynchronously: a GPU backend (webgpu in Node) has no synchronous read
   const tensors: StateDict = await stateDictAsync(c.model);
@@ -69,6 +74,7 @@ export async function saveCheckpoint(
   };
   if (c.config !== undefined) metadata.config = JSON.stringify(c.config);
   if (c.targetSparsity !== undefined) metadata.target_sparsity = JSON.stringify(c.targetSparsity);
+  if (c.classNames) metadata.class_names = JSON.stringify(c.classNames);
   if (c.optimizer) metadata.optimizer = JSON.stringify({ type: c.optimizer.o.optimizer, steps: c.optimizer.steps, lr: c.optimizer.lr });
   await writeSafetensors(path, tensors, metadata);
 }
@@ -76,14 +82,21 @@ export async function saveCheckpoint(
 const num = (v: unknown, d = 0) => (typeof v === 'number' && Number.isFinite(v) ? v : d);
 
 /**
- * Read one of our safetensors checkpoints, or a reference `.pth`/`.state` (torch zip or legacy
- * pickle; read with the safe unpickler), into one shape.
+ * Read one of our safetensors checkpoints (full or compact), or a reference `.pth`/`.state` (torch
+ * zip or legacy pickle; read with the safe unpickler), into one shape. `forResume`: a compact
+ * checkpoint cannot continue training (src/train/sparse-checkpoint.ts) and is refused.
  */
-export async function readCheckpoint(path: string, flag = '--resume'): Promise<CheckpointContent> {
+export async function readCheckpoint(path: string, flag = '--resume', o: { forResume?: boolean } = {}): Promise<CheckpointContent> {
   if (!existsSync(path)) throw new UserError(`${flag} ${path}: no such file`);
   if (sniffCheckpointFile(path) === 'safetensors') {
-    const { tensors, metadata } = await readSafetensors(path);
-    if (metadata?.format !== CHECKPOINT_FORMAT) {
+    const { tensors: stored, metadata } = await readSafetensors(path);
+    let tensors = stored;
+    if (metadata?.format === SPARSE_CHECKPOINT_FORMAT) {
+      if (o.forResume) {
+        throw new UserError(`${flag} ${path}: a compact checkpoint holds the weights only (no optimizer state, pruned weights dropped); resume from the full checkpoint beside it, or use it with --pretrained`);
+      }
+      tensors = decodeSparse(stored, parseSparseLayout(metadata[SPARSE_LAYOUT_KEY], path), path);
+    } else if (metadata?.format !== CHECKPOINT_FORMAT) {
       // a plain safetensors state dict (e.g. exported): weights only
       return { meta: emptyMeta(), stateDict: tensors, optimizerState: new Map(), source: path };
     }
@@ -99,6 +112,7 @@ export async function readCheckpoint(path: string, flag = '--resume'): Promise<C
       optimizer: metadata.optimizer ? JSON.parse(metadata.optimizer) : undefined,
       pruneRates: metadata.prune_rates ? JSON.parse(metadata.prune_rates) : undefined,
       targetSparsity: metadata.target_sparsity ? JSON.parse(metadata.target_sparsity) : undefined,
+      classNames: classNamesOf(metadata, path),
       stateDict: sd,
       optimizerState: opt,
       source: path,
@@ -120,6 +134,21 @@ export async function readCheckpoint(path: string, flag = '--resume'): Promise<C
     optimizerState: new Map(),
     source: path,
   };
+}
+
+/** The `class_names` metadata entry (a JSON array of strings), checked. */
+export function classNamesOf(metadata: Record<string, string>, path: string): string[] | undefined {
+  if (metadata.class_names === undefined) return undefined;
+  let names: unknown;
+  try {
+    names = JSON.parse(metadata.class_names);
+  } catch {
+    names = undefined;
+  }
+  if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) {
+    throw new UserError(`${path}: metadata class_names is not a JSON array of strings`);
+  }
+  return names as string[];
 }
 
 function emptyMeta(): CheckpointMeta {

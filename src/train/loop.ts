@@ -5,6 +5,7 @@ import type { Optimizer } from './optimizer.js';
 import type { Criterion } from './loss.js';
 import { topkCorrect, AverageMeter } from './metrics.js';
 import { Progress, type ProgressMode } from './progress.js';
+import { prepareValidation } from '../nn/sparse/inference.js';
 
 /** Gradients keyed by variable name, as tf.variableGrads returns them. */
 export type Grads = Record<string, tf.Tensor>;
@@ -189,6 +190,16 @@ export async function trainOneEpoch(loader: DataLoader, optimizer: Optimizer, ep
 export async function validate(loader: DataLoader, ctx: LoopContext, epoch?: number): Promise<EpochResult> {
   const { model } = ctx;
   model.eval();
+  const prepared = await prepareValidation(model);
+  try {
+    return await validateBatches(loader, ctx, epoch);
+  } finally {
+    prepared?.dispose();
+  }
+}
+
+async function validateBatches(loader: DataLoader, ctx: LoopContext, epoch?: number): Promise<EpochResult> {
+  const { model } = ctx;
   const batchTime = new AverageMeter('Time', (v) => v.toFixed(3).padStart(6));
   const losses = new AverageMeter('Loss', (v) => v.toFixed(3));
   const top1 = new AverageMeter('Acc@1', (v) => v.toFixed(2).padStart(6));

@@ -13,7 +13,8 @@ import type { DataLoader } from '../data/loader.js';
 import { broadcastParameters, reduceGradientsHook, sharedRandomSeed, type Collective } from '../distributed/index.js';
 import { installTestHooks } from '../distributed/test-hooks.js';
 import { targetSparsityPhase } from './target-sparsity.js';
-import { saveCheckpoint, readCheckpoint, restoreCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { readCheckpoint, restoreCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { CheckpointWriter } from './checkpoint-writer.js';
 import { layerStatsAsync, totalSparsity, reportedLayers } from '../sparsity/stats.js';
 import { modelSummaryAsync, formatSummary } from '../sparsity/summary.js';
 import { gmpDecay, gmpDecayInForce } from '../sparsity/gmp-schedule.js';
@@ -102,7 +103,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     log(`=> ${c.arch} (${c.conv_type}, ${numClasses} classes): ${model.numParameters().toLocaleString('en-US')} parameters`);
 
     // Read checkpoints before the run folder exists: a missing or corrupt file must leave nothing behind.
-    let resumeCk = c.resume ? await readCheckpoint(c.resume, '--resume') : undefined;
+    let resumeCk = c.resume ? await readCheckpoint(c.resume, '--resume', { forResume: true }) : undefined;
     let pretrainedCk = c.pretrained ? await readCheckpoint(c.pretrained, '--pretrained') : undefined;
 
     let paths: RunPaths | undefined;
@@ -220,8 +221,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       curr_acc1: curr1,
       curr_acc5: curr5,
     });
-    const save = (file: string, m: CheckpointMeta) => saveCheckpoint(file, { model, optimizer, meta: m, config: c, targetSparsity: target.state() });
-    if (lead && paths && !c.resume) await save(paths.checkpoint('initial'), meta(0, null, null));
+    const checkpoints = new CheckpointWriter({ config: c, classNames: data?.classes, sparse: c.save_sparse, targetSparsity: () => target.state() });
+    if (lead && paths && !c.resume) await checkpoints.save(paths.checkpoint('initial'), model, optimizer, meta(0, null, null));
 
     for (let epoch = startEpoch; epoch < c.epochs; epoch++) {
       const epochStart = performance.now();
@@ -252,14 +253,14 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       const total = sparse ? totalSparsity(stats).sparsity : 0;
       if (lead && paths) {
         const m = meta(epoch + 1, val.top1, val.top5);
-        if (c.save_last) await save(paths.checkpoint('last'), m);
+        if (c.save_last) await checkpoints.save(paths.checkpoint('last'), model, optimizer, m);
         const dueEvery = c.save_every > 0 && epoch % c.save_every === 0;
         // The reference deletes a new-best epoch file unless save_every is due, even at the last
         // epoch (quirk 22); we keep epoch_N when save_every is due or it is the final epoch.
-        if (dueEvery || epoch === c.epochs - 1) await save(paths.checkpoint(`epoch_${epoch}`), m);
+        if (dueEvery || epoch === c.epochs - 1) await checkpoints.save(paths.checkpoint(`epoch_${epoch}`), model, optimizer, m);
         if (isBest) {
-          if (c.save_last) await copyFileAtomic(paths.checkpoint('last'), paths.checkpoint('model_best'));
-          else await save(paths.checkpoint('model_best'), m);
+          if (c.save_last) await checkpoints.copy(paths.checkpoint('last'), paths.checkpoint('model_best'));
+          else await checkpoints.save(paths.checkpoint('model_best'), model, optimizer, m);
         }
         const minutes = (ms: number) => ms / 60000;
         const epochMinutes = minutes(performance.now() - epochStart);

@@ -486,7 +486,7 @@ describe('schema table', () => {
     ];
     const project = [
       'backend', 'image_size', 'val_resize', 'stem', 'strict_data', 'budget', 'budget_column', 'summary',
-      'distributed', 'stats_every', 'progress', 'save_last', 'crop_scale', 'decode_cache_mb',
+      'distributed', 'stats_every', 'progress', 'save_last', 'save_sparse', 'crop_scale', 'decode_cache_mb',
       'target_sparsity', 'target_sparsity_ramp',
     ];
     assert.deepEqual([...OPTION_KEYS].sort(), [...reference, ...project].sort());

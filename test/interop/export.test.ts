@@ -276,7 +276,7 @@ describe('str-train export (CLI)', () => {
     assert.match(ok.stdout, /=> wrote .*cli_dense\.pth \(pth, ResNet18, 121 tensors, dense-compatible/);
     assert.ok(fs.existsSync(outFile));
     for (const [args, msg] of [
-      [['--checkpoint', fixture('epoch_1.state'), '--format', 'onnx'], /^str-train: export --format onnx: expected pth or safetensors\n$/],
+      [['--checkpoint', fixture('epoch_1.state'), '--format', 'onnx'], /^str-train: export --format onnx: expected pth, safetensors, sparse or tfjs\n$/],
       [['--frobnicate'], /^str-train: export: Unknown option '--frobnicate'/],
       [[], /^str-train: export: needs --checkpoint FILE/],
       [['--checkpoint', path.join(dir, 'nope.pth')], /^str-train: --checkpoint .*nope\.pth: no such file\n$/],

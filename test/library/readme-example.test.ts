@@ -27,3 +27,19 @@ test('the library example trains an STRConv inside a plain tfjs model and report
   assert.equal(field('sparsity'), (100 * field('zeros')) / field('numel'));
   assert.ok(field('threshold') > 1 / (1 + Math.exp(5)), 'weight decay moved s up from −5');
 });
+
+const sparseExample = isTs ? repoPath('examples/sparse-inference.ts') : repoPath('dist/examples/sparse-inference.js');
+
+test('the README shows examples/sparse-inference.ts verbatim', () => {
+  const readme = readFileSync(repoPath('README.md'), 'utf8');
+  const code = readFileSync(repoPath('examples/sparse-inference.ts'), 'utf8').replace("'../src/index.js'", "'str-train'");
+  assert.ok(readme.includes('```ts\n' + code + '```'), 'README sparse inference example differs from examples/sparse-inference.ts');
+});
+
+test('the sparse inference example runs sparse kernels with the plain forward\'s logits', () => {
+  const out = execFileSync(process.execPath, [...(isTs ? ['--import', 'tsx'] : []), sparseExample], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const m = /(\d+) of (\d+) convs sparse/.exec(out);
+  assert.ok(m && Number(m[1]) > 0, `no sparse layers in: ${out}`);
+  const d = /max \|difference\|: ([\d.e-]+)/.exec(out);
+  assert.ok(d && Number(d[1]) < 1e-3, `logits differ: ${out}`);
+});

@@ -10,6 +10,7 @@ import { depthwiseConv2dNativeBackpropInputConfig } from './kernels/DepthwiseCon
 import { unsortedSegmentSumConfig } from './kernels/UnsortedSegmentSum.js';
 import { fusedKernelConfigs, identityConfig } from './kernels/fused.js';
 import { maxPoolGradConfig, setOriginalMaxPoolGrad } from './kernels/MaxPoolGrad.js';
+import { sparseConv2DConfig } from './kernels/SparseConv2D.js';
 
 /** Every kernel this project registers for the wasm backend (replacing stock ones where they exist). */
 export const wasmTrainingKernels: readonly KernelConfig[] = [
@@ -23,6 +24,7 @@ export const wasmTrainingKernels: readonly KernelConfig[] = [
   identityConfig,
   maxPoolGradConfig,
   ...fusedKernelConfigs,
+  sparseConv2DConfig,
 ];
 
 /**

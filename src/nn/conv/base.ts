@@ -4,6 +4,7 @@ import { convOutSize } from '../layers.js';
 import { torchDefaultBias, torchDefaultUniform, type ConvGeometry } from '../init.js';
 import { makeRng } from '../../util/rng.js';
 import { torchFlatIndex } from '../../sparsity/topk-mask.js';
+import type { FusedEval } from '../fused-eval.js';
 
 export type ConvTypeName = 'DenseConv' | 'STRConv' | 'DNWConv' | 'GMPConv';
 
@@ -49,6 +50,8 @@ export abstract class ConvBase extends Module {
   readonly depthwise: boolean;
   readonly weight: tf.Variable;
   readonly bias?: tf.Variable;
+  /** Set while a prepared inference runs (nn/sparse/inference.ts); used in eval mode only. */
+  fusedEval?: FusedEval;
   /** Output [H, W] of the last inferShape call (for MAC counts). */
   outHW?: [number, number];
   private flatIndex?: Int32Array;
@@ -128,6 +131,7 @@ export abstract class ConvBase extends Module {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
+    if (!this.training && this.fusedEval && this.fusedEval.bn == null) return this.fusedEval.run(x, false);
     const w = this.effectiveWeight();
     const pad = this.padding === 0 ? 'valid' : this.padding;
     let y = this.depthwise

@@ -856,3 +856,171 @@ __attribute__((export_name("mask_below"))) int mask_below(const float *w, float 
   }
   return t;
 }
+
+// ---- Sparse inference convolution (eval only) ----
+// out[p][oc] = act(bias[oc] + sum_{j in row oc} w_j * col[p][k_j] (+ res[p][oc])), NHWC, where
+// col[p][k] is the im2col entry k = (kh*KW + kw)*C + c of output position p (0 in the padding)
+// and row oc lists only the non-zero weights of output channel oc (CSR: rowptr, nz). Eval-mode
+// BatchNorm is folded into w and bias by the caller, ReLU is `relu`, the residual `res` (or 0).
+//
+// Output positions go in tiles of SP_T (flattened over the batch). Each tile's im2col block is
+// built transposed, [K][SP_T] (`colT`, per-thread scratch, L2-resident), so one non-zero is a
+// broadcast and SP_T/4 contiguous vector loads and multiply-adds, and every output channel of the
+// tile reuses the block. Four output channels are accumulated into `acc` and written with 4x4
+// transposes (one vector store per output position). Tiles are claimed through the shared
+// `counter` (atomic in the threaded build), so any number of threads can run one call.
+#define SP_T 16
+typedef struct { int off; float w; } sp_nz;
+
+static inline int claim_tile(int *counter) {
+  return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+}
+
+// colT[k][j] for the tile's positions j < cnt (position p0 + j), zero for j >= cnt.
+// pix holds 3*SP_T ints of scratch: per position the image row base, ih0 and iw0.
+static void sp_pack_tile(const float *x, float *colT, int *pix, int p0, int cnt, int H, int W, int C,
+    int OH, int OW, int KH, int KW, int SH, int SW, int top, int left) {
+  int *nb = pix, *ih0 = pix + SP_T, *iw0 = pix + 2 * SP_T;
+  int n = p0 / (OH * OW), r = p0 - n * OH * OW, oh = r / OW, ow = r - oh * OW;
+  for (int j = 0; j < SP_T; j++) {
+    if (j < cnt) {
+      nb[j] = n * H;
+      ih0[j] = oh * SH - top;
+      iw0[j] = ow * SW - left;
+      if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; n++; } }
+    } else {
+      nb[j] = 0; ih0[j] = -(1 << 28); iw0[j] = 0;  // never inside the image: zeros
+    }
+  }
+  const v128_t z = wasm_f32x4_splat(0.0f);
+  const int C4 = C & ~3;
+  for (int kh = 0; kh < KH; kh++) {
+    for (int kw = 0; kw < KW; kw++) {
+      float *rows = colT + (u32)((kh * KW + kw) * C) * SP_T;
+      for (int j0 = 0; j0 < SP_T; j0 += 4) {
+        const float *s0 = 0, *s1 = 0, *s2 = 0, *s3 = 0;
+#define SP_SRC(S, J) { const int ih = ih0[J] + kh, iw = iw0[J] + kw; \
+          if (ih >= 0 && ih < H && iw >= 0 && iw < W) S = x + ((u32)(nb[J] + ih) * (u32)W + (u32)iw) * (u32)C; }
+        SP_SRC(s0, j0) SP_SRC(s1, j0 + 1) SP_SRC(s2, j0 + 2) SP_SRC(s3, j0 + 3)
+#undef SP_SRC
+        float *d = rows + j0;
+        int c = 0;
+        for (; c < C4; c += 4, d += 4 * SP_T) {
+          v128_t r0 = s0 ? wasm_v128_load(s0 + c) : z;
+          v128_t r1 = s1 ? wasm_v128_load(s1 + c) : z;
+          v128_t r2 = s2 ? wasm_v128_load(s2 + c) : z;
+          v128_t r3 = s3 ? wasm_v128_load(s3 + c) : z;
+          v128_t t0 = wasm_i32x4_shuffle(r0, r1, 0, 4, 1, 5);
+          v128_t t1 = wasm_i32x4_shuffle(r2, r3, 0, 4, 1, 5);
+          v128_t t2 = wasm_i32x4_shuffle(r0, r1, 2, 6, 3, 7);
+          v128_t t3 = wasm_i32x4_shuffle(r2, r3, 2, 6, 3, 7);
+          wasm_v128_store(d, wasm_i32x4_shuffle(t0, t1, 0, 1, 4, 5));
+          wasm_v128_store(d + SP_T, wasm_i32x4_shuffle(t0, t1, 2, 3, 6, 7));
+          wasm_v128_store(d + 2 * SP_T, wasm_i32x4_shuffle(t2, t3, 0, 1, 4, 5));
+          wasm_v128_store(d + 3 * SP_T, wasm_i32x4_shuffle(t2, t3, 2, 3, 6, 7));
+        }
+        for (; c < C; c++, d += SP_T) {
+          d[0] = s0 ? s0[c] : 0.0f;
+          d[1] = s1 ? s1[c] : 0.0f;
+          d[2] = s2 ? s2[c] : 0.0f;
+          d[3] = s3 ? s3[c] : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+// The SP_T sums of output channel oc over the packed tile, plus its bias, into acc[0..SP_T).
+static inline void sp_row(const float *colT, const int *rowptr, const sp_nz *nz, float b, float *acc, int oc) {
+  v128_t a0 = wasm_f32x4_splat(b), a1 = a0, a2 = a0, a3 = a0;
+  v128_t e0 = wasm_f32x4_splat(0.0f), e1 = e0, e2 = e0, e3 = e0;
+  int j = rowptr[oc];
+  const int end = rowptr[oc + 1];
+  // two independent accumulator sets: the adds of consecutive non-zeros do not wait on each other
+  for (; j + 2 <= end; j += 2) {
+    const float *c = colT + nz[j].off, *d = colT + nz[j + 1].off;
+    const v128_t w = wasm_f32x4_splat(nz[j].w), v = wasm_f32x4_splat(nz[j + 1].w);
+    a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(w, wasm_v128_load(c)));
+    a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(w, wasm_v128_load(c + 4)));
+    a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(w, wasm_v128_load(c + 8)));
+    a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(w, wasm_v128_load(c + 12)));
+    e0 = wasm_f32x4_add(e0, wasm_f32x4_mul(v, wasm_v128_load(d)));
+    e1 = wasm_f32x4_add(e1, wasm_f32x4_mul(v, wasm_v128_load(d + 4)));
+    e2 = wasm_f32x4_add(e2, wasm_f32x4_mul(v, wasm_v128_load(d + 8)));
+    e3 = wasm_f32x4_add(e3, wasm_f32x4_mul(v, wasm_v128_load(d + 12)));
+  }
+  if (j < end) {
+    const float *c = colT + nz[j].off;
+    const v128_t w = wasm_f32x4_splat(nz[j].w);
+    a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(w, wasm_v128_load(c)));
+    a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(w, wasm_v128_load(c + 4)));
+    a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(w, wasm_v128_load(c + 8)));
+    a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(w, wasm_v128_load(c + 12)));
+  }
+  wasm_v128_store(acc, wasm_f32x4_add(a0, e0));
+  wasm_v128_store(acc + 4, wasm_f32x4_add(a1, e1));
+  wasm_v128_store(acc + 8, wasm_f32x4_add(a2, e2));
+  wasm_v128_store(acc + 12, wasm_f32x4_add(a3, e3));
+}
+
+// scratch: (K*SP_T + 4*SP_T) floats followed by 3*SP_T ints, per calling thread.
+__attribute__((export_name("sparse_conv"))) void sparse_conv(
+    const float *x, int N, int H, int W, int C, int OH, int OW, int KH, int KW, int SH, int SW, int top,
+    int left, const int *rowptr, const sp_nz *nz, const float *bias, const float *res, float *out, int CO,
+    int relu, int *counter, float *scratch) {
+  const int K = KH * KW * C;
+  float *colT = scratch, *acc = scratch + (u32)K * SP_T;
+  int *pix = (int *)(acc + 4 * SP_T);
+  const int P = N * OH * OW;
+  const int tiles = (P + SP_T - 1) / SP_T;
+  const int CO4 = CO & ~3;
+  const v128_t z = wasm_f32x4_splat(0.0f);
+  for (int t = claim_tile(counter); t < tiles; t = claim_tile(counter)) {
+    const int p0 = t * SP_T;
+    const int cnt = P - p0 < SP_T ? P - p0 : SP_T;
+    sp_pack_tile(x, colT, pix, p0, cnt, H, W, C, OH, OW, KH, KW, SH, SW, top, left);
+    float *o = out + (u32)p0 * (u32)CO;
+    const float *rs = res ? res + (u32)p0 * (u32)CO : 0;
+    for (int ob = 0; ob < CO4; ob += 4) {
+      for (int i = 0; i < 4; i++) sp_row(colT, rowptr, nz, bias[ob + i], acc + i * SP_T, ob + i);
+      for (int j0 = 0; j0 < cnt; j0 += 4) {
+        const v128_t r0 = wasm_v128_load(acc + j0), r1 = wasm_v128_load(acc + SP_T + j0);
+        const v128_t r2 = wasm_v128_load(acc + 2 * SP_T + j0), r3 = wasm_v128_load(acc + 3 * SP_T + j0);
+        const v128_t t0 = wasm_i32x4_shuffle(r0, r1, 0, 4, 1, 5);
+        const v128_t t1 = wasm_i32x4_shuffle(r2, r3, 0, 4, 1, 5);
+        const v128_t t2 = wasm_i32x4_shuffle(r0, r1, 2, 6, 3, 7);
+        const v128_t t3 = wasm_i32x4_shuffle(r2, r3, 2, 6, 3, 7);
+        v128_t v0 = wasm_i32x4_shuffle(t0, t1, 0, 1, 4, 5);
+        v128_t v1 = wasm_i32x4_shuffle(t0, t1, 2, 3, 6, 7);
+        v128_t v2 = wasm_i32x4_shuffle(t2, t3, 0, 1, 4, 5);
+        v128_t v3 = wasm_i32x4_shuffle(t2, t3, 2, 3, 6, 7);
+        const int m = cnt - j0;
+        float *d = o + (u32)j0 * (u32)CO + ob;
+        const float *q = rs ? rs + (u32)j0 * (u32)CO + ob : 0;
+        if (q) {
+          v0 = wasm_f32x4_add(v0, wasm_v128_load(q));
+          if (m > 1) v1 = wasm_f32x4_add(v1, wasm_v128_load(q + CO));
+          if (m > 2) v2 = wasm_f32x4_add(v2, wasm_v128_load(q + 2 * CO));
+          if (m > 3) v3 = wasm_f32x4_add(v3, wasm_v128_load(q + 3 * CO));
+        }
+        if (relu) {
+          v0 = wasm_f32x4_pmax(z, v0); v1 = wasm_f32x4_pmax(z, v1);  // one instruction each
+          v2 = wasm_f32x4_pmax(z, v2); v3 = wasm_f32x4_pmax(z, v3);
+        }
+        wasm_v128_store(d, v0);
+        if (m > 1) wasm_v128_store(d + CO, v1);
+        if (m > 2) wasm_v128_store(d + 2 * CO, v2);
+        if (m > 3) wasm_v128_store(d + 3 * CO, v3);
+      }
+    }
+    for (int oc = CO4; oc < CO; oc++) {
+      sp_row(colT, rowptr, nz, bias[oc], acc, oc);
+      for (int j = 0; j < cnt; j++) {
+        float v = acc[j];
+        if (rs) v += rs[(u32)j * (u32)CO + oc];
+        if (relu && v < 0.0f) v = 0.0f;
+        o[(u32)j * (u32)CO + oc] = v;
+      }
+    }
+  }
+}

@@ -40,6 +40,10 @@ export interface NativeKernels {
   mask_below(w: number, mask: number, n: number, v: number, ties: number): number;
   sgd_update(p: number, g: number, buf: number, pOut: number, bufOut: number, n: number, lr: number, mu: number,
     wd: number, nesterov: number, first: number): void;
+  /** Sparse inference conv (+ bias, residual, ReLU); tiles claimed through `counter` by any number of threads. */
+  sparse_conv(x: number, N: number, H: number, W: number, C: number, OH: number, OW: number, KH: number, KW: number,
+    SH: number, SW: number, top: number, left: number, rowptr: number, nz: number, bias: number, res: number,
+    out: number, CO: number, relu: number, counter: number, scratch: number): void;
 }
 
 // The project compiles without DOM typings, which is where TypeScript declares WebAssembly.
@@ -60,6 +64,7 @@ interface EmscriptenModuleLike {
 }
 
 const modules = new WeakMap<object, NativeKernels>();
+const compiled = new WeakMap<object, { module: object; memory: WasmMemory; shared: boolean }>();
 
 function memoryOf(backend: BackendWasm): WasmMemory {
   const m = backend.wasm as unknown as EmscriptenModuleLike;
@@ -75,11 +80,27 @@ export function nativeKernels(backend: BackendWasm): NativeKernels {
     const memory = memoryOf(backend);
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
     const bytes = Uint8Array.from(atob(shared ? sharedWasm : plainWasm), (ch) => ch.charCodeAt(0));
-    const instance = new WA.Instance(new WA.Module(bytes), { env: { memory } });
+    const module = new WA.Module(bytes);
+    const instance = new WA.Instance(module, { env: { memory } });
     k = instance.exports as unknown as NativeKernels;
     modules.set(backend.wasm, k);
+    compiled.set(backend.wasm, { module, memory, shared });
   }
   return k;
+}
+
+/**
+ * The compiled native module and the memory it runs in, for instantiating it in other threads
+ * (only useful when `shared`: the threaded tfjs build's memory is a SharedArrayBuffer).
+ */
+export function nativeModule(backend: BackendWasm): { module: object; memory: WasmMemory; shared: boolean } {
+  nativeKernels(backend);
+  return compiled.get(backend.wasm)!;
+}
+
+/** The current view of the tfjs heap (re-read after anything that may grow memory). */
+export function heapBuffer(backend: BackendWasm): ArrayBufferLike {
+  return memoryOf(backend).buffer;
 }
 
 /** Allocates `bytes` of scratch on the tfjs heap for the duration of `body`. */
