@@ -16,7 +16,7 @@
  * `--crossover` instead times the sparse kernel against the folded dense conv on ResNet50 layer
  * shapes per shape class and reports the sparsity where the sparse kernel starts to win.
  *
- *   node --import tsx bench/sparse.ts [--quick] [--crossover] [--no-torch] [--json FILE]
+ *   node --import tsx bench/sparse.ts [--quick] [--rounds N] [--crossover] [--no-torch] [--json FILE]
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -386,7 +386,8 @@ async function main(): Promise<void> {
   }
   const opt = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
   const crossoverOnly = args.includes('--crossover');
-  const res = await benchSparse({ quick: args.includes('--quick'), torch: !args.includes('--no-torch'), crossover: crossoverOnly, models: !crossoverOnly, log: (l) => console.log(l) });
+  const res = await benchSparse({ quick: args.includes('--quick'), torch: !args.includes('--no-torch'), crossover: crossoverOnly, models: !crossoverOnly,
+    rounds: opt('--rounds') ? Number(opt('--rounds')) : undefined, log: (l) => console.log(l) });
   const json = opt('--json');
   if (json) writeFileSync(json, JSON.stringify(res, null, 2) + '\n');
 }
