@@ -222,14 +222,21 @@ export function denseCompatibleStateDict(model: Model): StateDict {
   for (const [name, conv] of model.convLayers()) {
     if (conv.typeName === 'DenseConv') continue;
     const w = tf.tidy(() => conv.toTorchOrder(conv.effectiveWeight()));
-    const data = Float32Array.from(w.dataSync());
-    // a pruned negative weight comes out as −0 (−1·0): written as +0, so the file does not depend
-    // on the sign of weights it no longer needs (a compact checkpoint does not keep them)
-    for (let i = 0; i < data.length; i++) data[i] += 0;
-    effective.set(`${MODULE_PREFIX}${name}.weight`, { dtype: 'float32', shape: [...w.shape], data });
+    effective.set(`${MODULE_PREFIX}${name}.weight`, effectiveHost(w.shape, w.dataSync()));
     w.dispose();
   }
   return withEffectiveWeights(sd, effective);
+}
+
+/**
+ * An effective weight read back to the host. A pruned negative weight comes out as −0 (−1·0): it
+ * is written as +0, so the file does not depend on the sign of weights it no longer needs (a
+ * compact checkpoint does not keep them), whichever backend computed it.
+ */
+function effectiveHost(shape: readonly number[], values: ArrayLike<number>): HostTensor {
+  const data = Float32Array.from(values);
+  for (let i = 0; i < data.length; i++) data[i] += 0;
+  return { dtype: 'float32', shape: [...shape], data };
 }
 
 /** `sd` without thresholds and with the effective weights in place of the sparse convs' weights. */
@@ -249,7 +256,7 @@ export async function denseCompatibleStateDictAsync(model: Model): Promise<State
   for (const [name, conv] of model.convLayers()) {
     if (conv.typeName === 'DenseConv') continue;
     const w = tf.tidy(() => conv.toTorchOrder(conv.effectiveWeight()));
-    effective.set(`${MODULE_PREFIX}${name}.weight`, { dtype: 'float32', shape: [...w.shape], data: Float32Array.from(await w.data()) });
+    effective.set(`${MODULE_PREFIX}${name}.weight`, effectiveHost(w.shape, await w.data()));
     w.dispose();
   }
   return withEffectiveWeights(sd, effective);
