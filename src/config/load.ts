@@ -19,6 +19,7 @@ import {
   OPTION_GROUPS,
   OPTION_KEYS,
   RunConfigSchema,
+  TARGET_SPARSITY_SINIT,
   longSpellings,
   optionSpec,
   shortFlags,
@@ -443,6 +444,11 @@ export function loadConfig(argv: readonly string[], opts: LoadOptions = {}): Loa
   if (merged['val_resize'] === undefined && typeof merged['image_size'] === 'number') {
     merged['val_resize'] = Math.round((merged['image_size'] * 256) / 224);
   }
+  // --target-sparsity steers the thresholds through their decay: they must start where it acts
+  // (sigmoid'(s) and the weights under the threshold are 0 at the default -3200)
+  if (merged['target_sparsity'] !== undefined && !cli.values.has('sInit_value') && !yml.values.has('sInit_value')) {
+    merged['sInit_value'] = TARGET_SPARSITY_SINIT;
+  }
   if (merged['first_layer_dense'] === true) {
     if (merged['first_layer_type'] !== undefined && merged['first_layer_type'] !== 'DenseConv') {
       throw new UserError(
@@ -495,6 +501,12 @@ function checkCombinations(c: RunConfig, where: (key: OptionKey) => string, isSe
     const k: OptionKey = c.use_budget ? 'use_budget' : 'budget';
     throw new UserError(`${where(k)} sets DNW/GMP prune rates, but --conv-type is ${c.conv_type}`);
   }
+  if (c.target_sparsity !== undefined && c.conv_type !== 'STRConv') {
+    throw new UserError(`${where('target_sparsity')} steers STR thresholds, but --conv-type is ${c.conv_type} (use STRConv; DNW/GMP take --prune-rate)`);
+  }
+  if (c.target_sparsity !== undefined && c.optimizer !== 'sgd') {
+    throw new UserError(`${where('target_sparsity')} needs --optimizer sgd (its controller models SGD's momentum), got ${c.optimizer}`);
+  }
   if (c.dense_conv_model && c.pretrained === undefined) {
     throw new UserError(`${where('dense_conv_model')} needs --pretrained (the STR model to convert)`);
   }
@@ -515,6 +527,9 @@ function warningsFor(c: RunConfig, where: (key: OptionKey) => string): string[] 
   if (c.freeze_weights) w.push(`${where('freeze_weights')} has no effect (a no-op in the reference too)`);
   if (c.ignore_pretrained_weights && c.pretrained === undefined) {
     w.push(`${where('ignore_pretrained_weights')} has no effect without --pretrained`);
+  }
+  if (c.target_sparsity !== undefined && c.st_decay !== undefined) {
+    w.push(`${where('st_decay')} is ignored: --target-sparsity sets the thresholds' decay`);
   }
   const budgeted = c.use_budget || c.budget !== undefined;
   if ((c.conv_type === 'DNWConv' || c.conv_type === 'GMPConv') && c.prune_rate === 0 && !budgeted) {

@@ -33,6 +33,12 @@ export type InitMode = (typeof INITS)[number];
 export type LrPolicy = (typeof LR_POLICIES)[number];
 export type BackendName = (typeof BACKENDS)[number];
 
+/**
+ * sInit with --target-sparsity when none is given: threshold sigmoid(-5) = 0.0067, a small
+ * fraction of a kaiming weight at any width, so the controller's decay acts from the first step.
+ */
+export const TARGET_SPARSITY_SINIT = -5;
+
 /** Headings of `--help`, in display order. */
 export const OPTION_GROUPS = [
   'Data',
@@ -234,6 +240,18 @@ export const OPTIONS = {
     flag: 'stats-every', kind: 'int', schema: int(1).optional(), default: undefined, defaultText: 'once per epoch',
     group: 'Sparsity',
     help: 'compute sparsity statistics for the progress display every N training iterations',
+  }),
+
+  target_sparsity: opt({
+    flag: 'target-sparsity', kind: 'float',
+    schema: num().gt(0, 'must be a percentage in (0, 100)').lt(100, 'must be a percentage in (0, 100)').optional(),
+    default: undefined, defaultText: "none (STR's sparsity follows from sInit and the decay)", group: 'Sparsity',
+    help: 'STR: end the run at this total sparsity (%); a controller sets the thresholds\' decay (st_decay) every few steps so that sparsity follows a cubic ramp to it (STRConv and SGD only; sInit defaults to -5 then)',
+  }),
+  target_sparsity_ramp: opt({
+    flag: 'target-sparsity-ramp', kind: 'float', schema: num().gt(0, 'must be in (0, 1]').lte(1, 'must be in (0, 1]'), default: 0.5,
+    group: 'Sparsity',
+    help: 'with --target-sparsity: fraction of the training steps over which the scheduled sparsity ramps up to the target (then holds)',
   }),
 
   // ---------------------------------------------------------------- Optimizer/Schedule

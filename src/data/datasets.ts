@@ -51,6 +51,9 @@ export interface Datasets {
   classes: string[];
 }
 
+/** The validation split alone (--evaluate): what a user evaluating a downloaded checkpoint has. */
+export type ValDataset = Omit<Datasets, 'train'> & { train?: undefined };
+
 /** The folder holding train/ and val/ for a --set value. */
 export function datasetRoot(data: string, set: string): string {
   if (set === 'ImageNet') return path.join(data, 'imagenet');
@@ -80,9 +83,8 @@ function sameClasses(train: ScannedSplit, val: ScannedSplit): void {
   );
 }
 
-export async function createDatasets(o: DataOptions): Promise<Datasets> {
-  const root = datasetRoot(o.data, o.set);
-  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+/** Checks shared by both entry points; returns the seed as the loaders take it. */
+function checkOptions(o: DataOptions): { seed: string; rank: number; worldSize: number } {
   checkInt('--batch-size', o.batchSize, 1);
   checkInt('--workers', o.workers, 0);
   checkInt('--image-size', o.imageSize, 1);
@@ -101,7 +103,54 @@ export async function createDatasets(o: DataOptions): Promise<Datasets> {
   if (o.seed !== undefined && !Number.isFinite(o.seed)) throw new UserError(`--seed must be a number, got ${o.seed}`);
 
   // An unseeded run still needs one seed shared by the permutation and the per-sample streams.
-  const seed = String(o.seed ?? randomInt(2 ** 31));
+  return { seed: String(o.seed ?? randomInt(2 ** 31)), rank, worldSize };
+}
+
+function loaderCommon(o: DataOptions, seed: string, rank: number, worldSize: number, log: (l: string) => void) {
+  const decodeCacheBytes = (o.decodeCacheMiB ?? DEFAULT_DECODE_CACHE_MIB) * 2 ** 20;
+  return { batchSize: o.batchSize, seed, rank, worldSize, strictData: o.strictData, log, prefetch: o.prefetch, decodeCacheBytes };
+}
+
+function valLoaderOf(o: DataOptions, val: ScannedSplit, pool: DecodePool, common: ReturnType<typeof loaderCommon>): ImageFolderLoader {
+  return new ImageFolderLoader(val, pool, { ...common, spec: { train: false, size: o.imageSize, resize: o.valResize }, shuffle: false });
+}
+
+/**
+ * `--evaluate`: the val loader only. `<data>/train` is not read (it may be absent); the classes
+ * are the val split's folders (or TinyImageNet's val labels).
+ */
+export async function createValDataset(o: DataOptions): Promise<ValDataset> {
+  const root = datasetRoot(o.data, o.set);
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const { seed, rank, worldSize } = checkOptions(o);
+  if (o.set === 'TinyImageNet') {
+    const file = tinyImageNetFiles(o.data).val;
+    const val = await openTinyImageNetSplit(file, `val split (--data ${o.data} --set TinyImageNet)`);
+    if (o.numClasses !== undefined && val.numClasses > o.numClasses) {
+      val.close();
+      throw new UserError(`the model has ${o.numClasses} output classes but ${file} has labels up to ${val.numClasses - 1}`);
+    }
+    log(`=> data: ${val.count} val images from ${path.dirname(file)} (TinyImageNet HDF5, val split only)`);
+    return {
+      val: new TinyImageNetLoader(val, { batchSize: o.batchSize, seed, rank, worldSize, train: false }),
+      classes: Array.from({ length: o.numClasses ?? val.numClasses }, (_, i) => String(i)),
+    };
+  }
+  const t0 = Date.now();
+  const val = await scanImageFolder(path.join(root, 'val'), `val split (--data ${o.data} --set ${o.set})`);
+  if (o.numClasses !== undefined && o.numClasses !== val.classes.length) {
+    throw new UserError(`the model has ${o.numClasses} output classes but ${val.root} has ${val.classes.length} class folders`);
+  }
+  for (const c of val.emptyClasses) log(`warning: class folder ${path.join(val.root, c)} has no images (the class keeps its index)`);
+  log(`=> data: ${val.files.length} val images in ${val.classes.length} classes from ${root}, val split only (scanned in ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  const pool = new DecodePool(o.workers);
+  return { val: valLoaderOf(o, val, pool, loaderCommon(o, seed, rank, worldSize, log)), classes: val.classes };
+}
+
+export async function createDatasets(o: DataOptions): Promise<Datasets> {
+  const root = datasetRoot(o.data, o.set);
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const { seed, rank, worldSize } = checkOptions(o);
   if (o.set === 'TinyImageNet') return tinyImageNet(o, { batchSize: o.batchSize, seed, rank, worldSize }, log);
 
   const t0 = Date.now();
@@ -126,19 +175,13 @@ export async function createDatasets(o: DataOptions): Promise<Datasets> {
   );
 
   const pool = new DecodePool(o.workers);
-  const decodeCacheBytes = (o.decodeCacheMiB ?? DEFAULT_DECODE_CACHE_MIB) * 2 ** 20;
-  const common = { batchSize: o.batchSize, seed, rank, worldSize, strictData: o.strictData, log, prefetch: o.prefetch, decodeCacheBytes };
+  const common = loaderCommon(o, seed, rank, worldSize, log);
   const trainLoader = new ImageFolderLoader(train, pool, {
     ...common,
     spec: { train: true, size: o.imageSize, resize: o.valResize, scale: [o.cropScale ?? DEFAULT_SCALE[0], 1] },
     shuffle: true,
   });
-  const valLoader = new ImageFolderLoader(val, pool, {
-    ...common,
-    spec: { train: false, size: o.imageSize, resize: o.valResize },
-    shuffle: false,
-  });
-  return { train: trainLoader, val: valLoader, classes: train.classes };
+  return { train: trainLoader, val: valLoaderOf(o, val, pool, common), classes: train.classes };
 }
 
 /** `--set TinyImageNet`: the reference's HDF5 files (tinyimagenet.ts). */

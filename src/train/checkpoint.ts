@@ -33,6 +33,8 @@ export interface CheckpointContent {
   optimizer?: { type: string; steps: number; lr: number };
   /** DNW/GMP per-layer rates (GMP's current rate included: quirk 16). */
   pruneRates?: Record<string, { prune_rate: number; curr_prune_rate?: number }>;
+  /** --target-sparsity: the controller's state (metadata key `target_sparsity`), as saved. */
+  targetSparsity?: unknown;
   stateDict: StateDict;
   optimizerState: Map<string, HostTensor>;
   source: string;
@@ -46,7 +48,7 @@ export interface CheckpointContent {
  */
 export async function saveCheckpoint(
   path: string,
-  c: { model: Model; optimizer?: Optimizer; meta: CheckpointMeta; config?: unknown },
+  c: { model: Model; optimizer?: Optimizer; meta: CheckpointMeta; config?: unknown; targetSparsity?: unknown },
 ): Promise<void> {
   const tensors: StateDict = stateDict(c.model);
   if (c.optimizer) {
@@ -59,6 +61,7 @@ export async function saveCheckpoint(
     prune_rates: JSON.stringify(pruneRates(c.model)),
   };
   if (c.config !== undefined) metadata.config = JSON.stringify(c.config);
+  if (c.targetSparsity !== undefined) metadata.target_sparsity = JSON.stringify(c.targetSparsity);
   if (c.optimizer) metadata.optimizer = JSON.stringify({ type: c.optimizer.o.optimizer, steps: c.optimizer.steps, lr: c.optimizer.lr });
   await writeSafetensors(path, tensors, metadata);
 }
@@ -88,6 +91,7 @@ export async function readCheckpoint(path: string, flag = '--resume'): Promise<C
       config: metadata.config ? JSON.parse(metadata.config) : undefined,
       optimizer: metadata.optimizer ? JSON.parse(metadata.optimizer) : undefined,
       pruneRates: metadata.prune_rates ? JSON.parse(metadata.prune_rates) : undefined,
+      targetSparsity: metadata.target_sparsity ? JSON.parse(metadata.target_sparsity) : undefined,
       stateDict: sd,
       optimizerState: opt,
       source: path,

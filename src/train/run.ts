@@ -4,7 +4,7 @@ import { settingsYaml } from '../config/load.js';
 import { createModel } from '../models/registry.js';
 import type { Model } from '../models/model.js';
 import { modelOptionsOfConfig } from '../config/model-options.js';
-import { createDatasets, type Datasets } from '../data/datasets.js';
+import { createDatasets, createValDataset, type Datasets, type ValDataset } from '../data/datasets.js';
 import { Optimizer } from './optimizer.js';
 import { lrSchedule, formatEpochLr } from './schedules.js';
 import { makeCriterion } from './loss.js';
@@ -12,6 +12,7 @@ import { trainOneEpoch, validate, type LoopContext, type EpochResult } from './l
 import type { DataLoader } from '../data/loader.js';
 import { broadcastParameters, reduceGradientsHook, sharedRandomSeed, type Collective } from '../distributed/index.js';
 import { installTestHooks } from '../distributed/test-hooks.js';
+import { targetSparsityPhase } from './target-sparsity.js';
 import { saveCheckpoint, readCheckpoint, restoreCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { layerStats, totalSparsity, reportedLayers } from '../sparsity/stats.js';
 import { modelSummary, formatSummary } from '../sparsity/summary.js';
@@ -69,9 +70,10 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const c = worldSize > 1 && o.config.seed === undefined ? { ...o.config, seed: await sharedRandomSeed(coll!) } : o.config;
   if (c !== o.config) log(`=> unseeded run: seed ${c.seed}, drawn by rank 0 for all ${worldSize} workers`);
 
-  let data: Datasets | undefined;
+  let data: Datasets | ValDataset | undefined;
   if (needsData(c)) {
-    data = await createDatasets({
+    // --evaluate reads the val split only: <data>/train may be absent
+    data = await (c.evaluate ? createValDataset : createDatasets)({
       data: c.data,
       set: c.set,
       batchSize: c.batch_size,
@@ -168,6 +170,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     let startEpoch = c.start_epoch ?? 0;
     // the latest validation: the checkpoint's, until an epoch runs (none may: quirk 19)
     let last = { top1: 0, top5: 0 };
+    let savedController: unknown;
     if (c.resume && resumeCk) {
       const ck = resumeCk;
       resumeCk = undefined; // host copies: not kept for the whole run
@@ -176,6 +179,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       if (c.start_epoch === undefined) startEpoch = ck.meta.epoch;
       Object.assign(best, { acc1: ck.meta.best_acc1, acc5: ck.meta.best_acc5, train1: ck.meta.best_train_acc1, train5: ck.meta.best_train_acc5 });
       last = { top1: ck.meta.curr_acc1 ?? 0, top5: ck.meta.curr_acc5 ?? 0 };
+      savedController = ck.targetSparsity;
       if (c.conv_type === 'GMPConv' && !ck.pruneRates) setGmpRates(model, gmpDecayInForce(startEpoch, c.init_prune_epoch, c.final_prune_epoch));
       log(`=> resumed from ${c.resume} at epoch ${startEpoch} (best top-1 ${best.acc1.toFixed(2)})`);
     }
@@ -194,11 +198,14 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       log(formatSummary(modelSummary(model, c.image_size)));
       return { runDir: paths?.dir, bestAcc1: best.acc1, lastAcc1: r.top1, lastAcc5: r.top5 };
     }
-    if (!data) throw new UserError('training needs --data');
+    const trainLoader = data?.train;
+    if (!data || !trainLoader) throw new UserError('training needs --data');
 
     const writer = lead && paths ? new SummaryWriter(paths.logs) : undefined;
     cleanup.push(() => writer?.close());
     ctx.writer = writer;
+    const target = targetSparsityPhase({ config: c, model, optimizer, stepsPerEpoch: trainLoader.numBatches, startEpoch, batchSize: trainLoader.batchSize, saved: savedController, log });
+    target.install(ctx);
     const sparse = c.conv_type !== 'DenseConv';
     const layerNames = reportedLayers(model).map(([n]) => `module.${n}`);
     const sparsityTable = lead && paths && sparse ? new EpochTable(paths.sparsityCsv, [...layerNames, 'total']) : undefined;
@@ -213,7 +220,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       curr_acc1: curr1,
       curr_acc5: curr5,
     });
-    if (lead && paths && !c.resume) await saveCheckpoint(paths.checkpoint('initial'), { model, optimizer, meta: meta(0, null, null), config: c });
+    const save = (file: string, m: CheckpointMeta) => saveCheckpoint(file, { model, optimizer, meta: m, config: c, targetSparsity: target.state() });
+    if (lead && paths && !c.resume) await save(paths.checkpoint('initial'), meta(0, null, null));
 
     const scheduleOptions = {
       lr: c.lr,
@@ -222,7 +230,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       multistepGamma: c.multistep_lr_gamma,
       multistepAdjust: c.multistep_lr_adjust,
     };
-    ctx.lrAt = lrSchedule(c.lr_policy, scheduleOptions, c.lr_schedule_granularity, data.train.numBatches);
+    ctx.lrAt = lrSchedule(c.lr_policy, scheduleOptions, c.lr_schedule_granularity, trainLoader.numBatches);
     for (let epoch = startEpoch; epoch < c.epochs; epoch++) {
       const epochStart = performance.now();
       // the epoch's first lr (the whole epoch's with the reference's per-epoch schedule)
@@ -232,7 +240,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
         const decay = gmpDecay(epoch, c.init_prune_epoch, c.final_prune_epoch);
         if (decay !== null) setGmpRates(model, decay);
       }
-      const train = await combine(coll, await trainOneEpoch(data.train, optimizer, epoch, ctx));
+      const train = await combine(coll, await trainOneEpoch(trainLoader, optimizer, epoch, ctx));
       const trainEnd = performance.now();
       const val = await validateAll(data.val, ctx, coll, model, epoch);
       const valEnd = performance.now();
@@ -247,14 +255,14 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       const total = sparse ? totalSparsity(stats).sparsity : 0;
       if (lead && paths) {
         const m = meta(epoch + 1, val.top1, val.top5);
-        if (c.save_last) await saveCheckpoint(paths.checkpoint('last'), { model, optimizer, meta: m, config: c });
+        if (c.save_last) await save(paths.checkpoint('last'), m);
         const dueEvery = c.save_every > 0 && epoch % c.save_every === 0;
         // The reference deletes a new-best epoch file unless save_every is due, even at the last
         // epoch (quirk 22); we keep epoch_N when save_every is due or it is the final epoch.
-        if (dueEvery || epoch === c.epochs - 1) await saveCheckpoint(paths.checkpoint(`epoch_${epoch}`), { model, optimizer, meta: m, config: c });
+        if (dueEvery || epoch === c.epochs - 1) await save(paths.checkpoint(`epoch_${epoch}`), m);
         if (isBest) {
           if (c.save_last) await copyFileAtomic(paths.checkpoint('last'), paths.checkpoint('model_best'));
-          else await saveCheckpoint(paths.checkpoint('model_best'), { model, optimizer, meta: m, config: c });
+          else await save(paths.checkpoint('model_best'), m);
         }
         const minutes = (ms: number) => ms / 60000;
         const epochMinutes = minutes(performance.now() - epochStart);
@@ -269,14 +277,16 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
             writer?.addScalar(`thresh/${s.name}`, s.threshold, epoch);
           }
           writer?.addScalar('sparsity/total', total, epoch);
+          target.logEpoch(writer, epoch);
           sparsityTable?.set(epoch, { ...Object.fromEntries(stats.map((s) => [s.name, s.sparsity])), total });
           thresholdTable?.set(epoch, Object.fromEntries(stats.map((s) => [s.name, s.threshold])));
         }
         writer?.flush();
         const skipped = train.skipped ? `  skipped files ${train.skipped}` : '';
         log(
-          `=> epoch ${epoch}: lr ${formatEpochLr(ctx.lrAt, epoch, data.train.numBatches)}  train top-1 ${train.top1.toFixed(2)} loss ${train.loss.toFixed(3)} (${(train.images / train.seconds).toFixed(1)} img/s)  val top-1 ${val.top1.toFixed(2)} top-5 ${val.top5.toFixed(2)}` +
+          `=> epoch ${epoch}: lr ${formatEpochLr(ctx.lrAt, epoch, trainLoader.numBatches)}  train top-1 ${train.top1.toFixed(2)} loss ${train.loss.toFixed(3)} (${(train.images / train.seconds).toFixed(1)} img/s)  val top-1 ${val.top1.toFixed(2)} top-5 ${val.top5.toFixed(2)}` +
             (sparse ? `  sparsity ${total.toFixed(2)} %` : '') +
+            target.epochText() +
             skipped +
             `  [${(epochMinutes * 60).toFixed(1)} s]`,
         );
@@ -312,7 +322,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   } finally {
     for (const f of cleanup) f();
     model.dispose();
-    await data?.train.close();
+    await data?.train?.close();
     await data?.val.close();
   }
 }

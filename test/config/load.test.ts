@@ -128,6 +128,7 @@ const COMPANIONS: Partial<Record<OptionKey, string[]>> = {
   dense_conv_model: ['--pretrained', 'x.pth'],
   first_layer_dense: [],
   warmup_length: ['--lr-schedule-granularity', 'step'],
+  target_sparsity: ['--conv-type', 'STRConv'],
 };
 
 describe('every spelling of every option', () => {
@@ -489,6 +490,7 @@ describe('schema table', () => {
     const project = [
       'backend', 'image_size', 'val_resize', 'stem', 'strict_data', 'budget', 'budget_column', 'summary',
       'distributed', 'stats_every', 'progress', 'save_last', 'crop_scale', 'decode_cache_mb', 'lr_schedule_granularity',
+      'target_sparsity', 'target_sparsity_ramp',
     ];
     assert.deepEqual([...OPTION_KEYS].sort(), [...reference, ...project].sort());
   });
