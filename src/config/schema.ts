@@ -246,7 +246,7 @@ export const OPTIONS = {
     flag: 'target-sparsity', kind: 'float',
     schema: num().gt(0, 'must be a percentage in (0, 100)').lt(100, 'must be a percentage in (0, 100)').optional(),
     default: undefined, defaultText: "none (STR's sparsity follows from sInit and the decay)", group: 'Sparsity',
-    help: 'STR: end the run at this total sparsity (%); a controller sets the thresholds\' decay (st_decay) every few steps so that sparsity follows a cubic ramp to it (STRConv and SGD only; sInit defaults to -5 then)',
+    help: 'STR: end the run at this total sparsity (%); a controller sets the thresholds\' decay (st_decay) every few steps so that sparsity follows a cubic ramp to it, and the last step rescales every threshold by one common factor to land on it (STRConv and SGD only; sInit defaults to -5 then; --st-decay is ignored)',
   }),
   target_sparsity_ramp: opt({
     flag: 'target-sparsity-ramp', kind: 'float', schema: num().gt(0, 'must be in (0, 1]').lte(1, 'must be in (0, 1]'), default: 0.5,

@@ -74,7 +74,7 @@ describe('--target-sparsity on the quickstart config (short runs)', () => {
   after(() => fs.rmSync(root, { recursive: true, force: true }));
 
   for (const target of [50, 80, 90, 95]) {
-    test(`lands within ±0.5 of ${target} %, per-layer sparsities learnt (non-uniform)`, async () => {
+    test(`lands within ±0.5 of ${target} %, per-layer sparsities learnt (non-uniform)`, async (t) => {
       const run = await runInProcess(
         ['--config', QUICKSTART, '--data', data, '--epochs', '2', '--target-sparsity', String(target), '--name', `t${target}`, '--log-dir', path.join(root, 'runs'), '--progress', 'none'],
         REPO_ROOT,
@@ -91,6 +91,7 @@ describe('--target-sparsity on the quickstart config (short runs)', () => {
       const landed = run.lines.find((l) => l.startsWith('=> target sparsity: landed at'));
       const from = Number(/\(from (\S+) %/.exec(landed ?? '')?.[1]);
       assert.ok(Math.abs(from - target) < 8, `before the landing ${from} % (${landed})`);
+      t.diagnostic(`${landed}; val top-1 ${run.result.lastAcc1.toFixed(2)}`);
       const epoch = run.lines.filter((l) => l.startsWith('=> epoch 1:'))[0];
       assert.match(epoch, new RegExp(`target ${target}\\.00 % of ${target} %  st_decay -?\\d`));
     });
