@@ -38,7 +38,7 @@ export { modelSummary, formatSummary, type ModelSummary, type SummaryRow } from 
 export { layerStats, totalSparsity, type LayerStat } from './sparsity/stats.js';
 export { pruneCount } from './sparsity/topk-mask.js';
 export { Optimizer, type OptimizerOptions } from './train/optimizer.js';
-export { learningRate, type LrPolicy } from './train/schedules.js';
+export { learningRate, stepLearningRate, lrSchedule, type LrPolicy, type LrGranularity, type LrAt } from './train/schedules.js';
 export { crossEntropy } from './train/loss.js';
 export type { HostTensor, StateDict } from './io/host-tensor.js';
 export { saveSparseCheckpoint, sparsePathOf, type SparseCheckpointInfo } from './train/sparse-checkpoint.js';

@@ -482,6 +482,9 @@ function checkCombinations(c: RunConfig, where: (key: OptionKey) => string, isSe
   if (c.val_resize < c.image_size) {
     throw new UserError(`${where('val_resize')} must be ≥ the image size ${c.image_size}, got ${c.val_resize}`);
   }
+  if (!Number.isInteger(c.warmup_length) && c.lr_schedule_granularity === 'epoch') {
+    throw new UserError(`${where('warmup_length')} must be a whole number of epochs with the per-epoch schedule, got ${c.warmup_length} (a fractional warm-up needs --lr-schedule-granularity step)`);
+  }
   if (c.budget_column !== undefined && c.budget === undefined) {
     throw new UserError(`${where('budget_column')} needs --budget (a budget CSV) as well`);
   }

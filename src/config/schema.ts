@@ -15,6 +15,7 @@ export const INITS = ['kaiming_normal', 'kaiming_uniform', 'signed_constant', 'u
 export const FAN_MODES = ['fan_in', 'fan_out'] as const;
 export const NONLINEARITIES = ['relu'] as const;
 export const LR_POLICIES = ['constant_lr', 'cosine_lr', 'multistep_lr', 'efficientnet_lr'] as const;
+export const LR_GRANULARITIES = ['epoch', 'step'] as const;
 export const OPTIMIZERS = ['sgd', 'adam'] as const;
 export const SPARSE_FUNCTIONS = ['sigmoid'] as const;
 export const SINIT_TYPES = ['constant'] as const;
@@ -273,11 +274,16 @@ export const OPTIONS = {
   }),
   lr_policy: opt({
     flag: 'lr-policy', kind: 'enum', choices: LR_POLICIES, schema: oneOf(LR_POLICIES), default: 'constant_lr', group: 'Optimizer/Schedule',
-    help: 'learning-rate schedule, evaluated once per epoch',
+    help: 'learning-rate schedule (evaluated once per epoch unless --lr-schedule-granularity step)',
   }),
   warmup_length: opt({
-    flag: 'warmup-length', aliases: ['warmup_length'], kind: 'int', schema: int(0), default: 0, group: 'Optimizer/Schedule',
-    help: 'linear warm-up length in epochs (quirk 5: the reference help text said iterations)',
+    flag: 'warmup-length', aliases: ['warmup_length'], kind: 'float', schema: ge0(), default: 0, group: 'Optimizer/Schedule',
+    help: 'linear warm-up length in epochs (quirk 5: the reference help text said iterations); a fraction of an epoch with --lr-schedule-granularity step',
+  }),
+  lr_schedule_granularity: opt({
+    flag: 'lr-schedule-granularity', kind: 'enum', choices: LR_GRANULARITIES, schema: oneOf(LR_GRANULARITIES), default: 'epoch',
+    group: 'Optimizer/Schedule',
+    help: 'epoch: the schedule is evaluated once per epoch, as the reference; step: at every iteration, at the fractional epoch (warm-up linear in steps, cosine annealed within each epoch)',
   }),
   multistep_lr_adjust: opt({
     flag: 'multistep-lr-adjust', aliases: ['lr_adjust'], kind: 'int', schema: int(1), default: 30, group: 'Optimizer/Schedule',

@@ -6,6 +6,7 @@ import type { Criterion } from './loss.js';
 import { topkCorrect, AverageMeter } from './metrics.js';
 import { Progress, type ProgressMode } from './progress.js';
 import { prepareValidation } from '../nn/sparse/inference.js';
+import type { LrAt } from './schedules.js';
 
 /** Gradients keyed by variable name, as tf.variableGrads returns them. */
 export type Grads = Record<string, tf.Tensor>;
@@ -41,6 +42,11 @@ export interface LoopContext {
    * TensorBoard scalars show the whole global batch, as the reference's DataParallel does.
    */
   combineMeters?: (v: Float32Array) => Promise<void>;
+  /**
+   * The learning-rate schedule, applied before every optimizer step (a per-epoch schedule gives
+   * one value for the whole epoch); without it the optimizer keeps the lr it was given.
+   */
+  lrAt?: LrAt;
 }
 
 /**
@@ -104,7 +110,7 @@ export function computeGradients(model: Model, criterion: Criterion, batch: Batc
 /**
  * One training epoch (the reference's trainer.train): per batch forward, loss, backward, step;
  * meters weighted by batch size; every print_freq iterations a progress line and TensorBoard
- * "train" scalars at step (numBatches·epoch + i)·batchSize. Host reads happen only then, so a
+ * "train" scalars (and the lr of that step) at step (numBatches·epoch + i)·batchSize. Host reads happen only then, so a
  * GPU backend is not synchronised every step.
  */
 export async function trainOneEpoch(loader: DataLoader, optimizer: Optimizer, epoch: number, ctx: LoopContext): Promise<EpochResult> {
@@ -137,6 +143,7 @@ export async function trainOneEpoch(loader: DataLoader, optimizer: Optimizer, ep
   let i = 0;
   for await (const batch of loader.epoch(epoch)) {
     dataTime.update((performance.now() - end) / 1000);
+    if (ctx.lrAt) optimizer.lr = ctx.lrAt(epoch, i);
     const n = batch.size;
     if (n === 0) {
       // A data-parallel rank whose shard of a short last batch is empty (or all its files were
@@ -173,6 +180,7 @@ export async function trainOneEpoch(loader: DataLoader, optimizer: Optimizer, ep
           ctx.writer.addScalar(`train/${m.name}_val`, m.val, t);
           ctx.writer.addScalar(`train/${m.name}_avg`, m.avg, t);
         }
+        ctx.writer.addScalar('train/lr', optimizer.lr, t);
       }
     } else {
       batchTime.update((performance.now() - end) / 1000);

@@ -6,7 +6,7 @@ import type { Model } from '../models/model.js';
 import { modelOptionsOfConfig } from '../config/model-options.js';
 import { createDatasets, createValDataset, type Datasets, type ValDataset } from '../data/datasets.js';
 import { Optimizer } from './optimizer.js';
-import { learningRate } from './schedules.js';
+import { lrSchedule, formatEpochLr } from './schedules.js';
 import { makeCriterion } from './loss.js';
 import { trainOneEpoch, validate, type LoopContext, type EpochResult } from './loop.js';
 import type { DataLoader } from '../data/loader.js';
@@ -224,15 +224,18 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     const checkpoints = new CheckpointWriter({ config: c, classNames: data?.classes, sparse: c.save_sparse, targetSparsity: () => target.state() });
     if (lead && paths && !c.resume) await checkpoints.save(paths.checkpoint('initial'), model, optimizer, meta(0, null, null));
 
+    const scheduleOptions = {
+      lr: c.lr,
+      warmupLength: c.warmup_length,
+      epochs: c.epochs,
+      multistepGamma: c.multistep_lr_gamma,
+      multistepAdjust: c.multistep_lr_adjust,
+    };
+    ctx.lrAt = lrSchedule(c.lr_policy, scheduleOptions, c.lr_schedule_granularity, trainLoader.numBatches);
     for (let epoch = startEpoch; epoch < c.epochs; epoch++) {
       const epochStart = performance.now();
-      const lr = learningRate(c.lr_policy, epoch, {
-        lr: c.lr,
-        warmupLength: c.warmup_length,
-        epochs: c.epochs,
-        multistepGamma: c.multistep_lr_gamma,
-        multistepAdjust: c.multistep_lr_adjust,
-      });
+      // the epoch's first lr (the whole epoch's with the reference's per-epoch schedule)
+      const lr = ctx.lrAt(epoch, 0);
       optimizer.lr = lr;
       if (c.conv_type === 'GMPConv') {
         const decay = gmpDecay(epoch, c.init_prune_epoch, c.final_prune_epoch);
@@ -282,7 +285,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
         writer?.flush();
         const skipped = train.skipped ? `  skipped files ${train.skipped}` : '';
         log(
-          `=> epoch ${epoch}: lr ${lr.toPrecision(4)}  train top-1 ${train.top1.toFixed(2)} loss ${train.loss.toFixed(3)} (${(train.images / train.seconds).toFixed(1)} img/s)  val top-1 ${val.top1.toFixed(2)} top-5 ${val.top5.toFixed(2)}` +
+          `=> epoch ${epoch}: lr ${formatEpochLr(ctx.lrAt, epoch, trainLoader.numBatches)}  train top-1 ${train.top1.toFixed(2)} loss ${train.loss.toFixed(3)} (${(train.images / train.seconds).toFixed(1)} img/s)  val top-1 ${val.top1.toFixed(2)} top-5 ${val.top5.toFixed(2)}` +
             (sparse ? `  sparsity ${total.toFixed(2)} %` : '') +
             target.epochText() +
             skipped +

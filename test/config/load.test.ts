@@ -127,6 +127,7 @@ const COMPANIONS: Partial<Record<OptionKey, string[]>> = {
   use_budget: ['--pretrained', 'x.pth', '--conv-type', 'GMPConv'],
   dense_conv_model: ['--pretrained', 'x.pth'],
   first_layer_dense: [],
+  warmup_length: ['--lr-schedule-granularity', 'step'],
   target_sparsity: ['--conv-type', 'STRConv'],
 };
 
@@ -405,6 +406,8 @@ describe('errors: one line naming the flag, or the file and the key', () => {
     );
     userError(() => load(['--use-budget', '--conv-type', 'DNWConv']), '--use-budget', '--pretrained');
     userError(() => load(['--dense-conv-model']), '--dense-conv-model', '--pretrained');
+    userError(() => load(['--warmup-length', '0.5']), '--warmup-length', 'whole number', 'got 0.5', '--lr-schedule-granularity step');
+    assert.equal(load(['--warmup-length', '0.5', '--lr-schedule-granularity', 'step']).config.warmup_length, 0.5);
     userError(() => load(['--image-size', '64', '--val-resize', '32']), '--val-resize', 'image size 64', 'got 32');
     userError(() => load(['--multigpu', '0,1,2']), '--multigpu lists 3 devices', 'default batch size 256', '--batch-size');
     userError(() => load(['--multigpu', '0,1,2', '-b', '64']), '-b (64)', 'divisible', '3 devices');
@@ -486,7 +489,7 @@ describe('schema table', () => {
     ];
     const project = [
       'backend', 'image_size', 'val_resize', 'stem', 'strict_data', 'budget', 'budget_column', 'summary',
-      'distributed', 'stats_every', 'progress', 'save_last', 'save_sparse', 'crop_scale', 'decode_cache_mb',
+      'distributed', 'stats_every', 'progress', 'save_last', 'save_sparse', 'crop_scale', 'decode_cache_mb', 'lr_schedule_granularity',
       'target_sparsity', 'target_sparsity_ramp',
     ];
     assert.deepEqual([...OPTION_KEYS].sort(), [...reference, ...project].sort());

@@ -50,6 +50,8 @@ describe('shipped configs', () => {
       'configs/largescale/resnet50-gmp.yaml', 'configs/largescale/resnet50-str.yaml',
     ]);
     assert.deepEqual(shipped('smallscale'), [
+      'configs/smallscale/fmnist-full-recipe-dense.yaml', 'configs/smallscale/fmnist-full-recipe-str.yaml',
+      'configs/smallscale/fmnist-recipe-dense.yaml', 'configs/smallscale/fmnist-recipe-str.yaml',
       'configs/smallscale/fmnist-resnet18-dense.yaml', 'configs/smallscale/fmnist-resnet18-dnw.yaml',
       'configs/smallscale/fmnist-resnet18-gmp.yaml', 'configs/smallscale/fmnist-resnet18-str.yaml',
     ]);
@@ -113,5 +115,21 @@ describe('shipped configs', () => {
     assert.ok(str.weight_decay >= 1e-4);
     const gmp = loadConfig(['--config', 'configs/smallscale/fmnist-resnet18-gmp.yaml'], { cwd: ROOT }).config;
     assert.ok(gmp.final_prune_epoch >= gmp.init_prune_epoch && gmp.final_prune_epoch < gmp.epochs);
+  });
+
+  test('recipes: each STR recipe and its dense twin differ only in the conv type and the STR-only keys', () => {
+    const recipes = shipped('smallscale').filter((f) => f.endsWith('-recipe-str.yaml'));
+    assert.deepEqual(recipes, ['configs/smallscale/fmnist-full-recipe-str.yaml', 'configs/smallscale/fmnist-recipe-str.yaml']);
+    const strOnly = new Set(['conv_type', 'name', 'sparse_function', 'sInit_value', 'sInit_type', 'st_decay', 'target_sparsity']);
+    for (const file of recipes) {
+      const str = loadConfig(['--config', file], { cwd: ROOT }).config;
+      const dense = loadConfig(['--config', file.replace('-recipe-str.yaml', '-recipe-dense.yaml')], { cwd: ROOT }).config;
+      assert.equal(str.conv_type, 'STRConv', file);
+      assert.equal(dense.conv_type, 'DenseConv', file);
+      assert.equal(str.lr_schedule_granularity, 'step', `${file}: the recipes anneal every step`);
+      for (const k of Object.keys(str) as OptionKey[]) {
+        if (!strOnly.has(k) && k !== 'config') assert.deepEqual(dense[k], str[k], `${file}: ${k} differs from the dense twin`);
+      }
+    }
   });
 });

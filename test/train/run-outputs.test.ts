@@ -116,6 +116,10 @@ async function checkRun(e: Expect): Promise<void> {
   const lrs = [0, 1].map((ep) => learningRate('cosine_lr', ep, { lr: 0.1, warmupLength: 0, epochs: EPOCHS, multistepGamma: 0.1, multistepAdjust: 30 }));
   assert.deepEqual(series(tb, 'test/lr').map((p) => p.value), lrs.map(f32));
   assert.deepEqual(lrs, [0.1, 0.05]);
+  // the lr of each logged training step: the epoch's, with the reference's per-epoch schedule
+  expectTags.add('train/lr');
+  assert.deepEqual(series(tb, 'train/lr').map((p) => p.step), trainSteps);
+  assert.deepEqual(series(tb, 'train/lr').map((p) => p.value), trainSteps.map((t) => f32(lrs[Math.floor(t / BATCH / NUM_BATCHES)])));
   for (const ep of [0, 1]) {
     const [et, vt, tt] = ['epoch', 'validation', 'train'].map((k) => series(tb, `diagnostics/${k}_time_val`)[ep].value);
     assert.ok(vt > 0 && tt > 0 && et >= f32(vt + tt) * 0.999, 'minutes: epoch ≥ train + validation');

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { learningRate, type ScheduleOptions } from '../../src/train/schedules.js';
+import { learningRate, stepLearningRate, lrSchedule, formatEpochLr, type ScheduleOptions } from '../../src/train/schedules.js';
 import { gmpRateAt, gmpRateInForce } from '../../src/sparsity/gmp-schedule.js';
 import { repoPath } from '../helpers/paths.js';
 
@@ -33,6 +33,57 @@ describe('learning-rate schedules (STR-SPEC §7)', () => {
     assert.equal(learningRate('multistep_lr', 29, SHIPPED), 0.256);
     assert.ok(Math.abs(learningRate('multistep_lr', 30, SHIPPED) - 0.0256) < 1e-15);
     assert.ok(Math.abs(learningRate('multistep_lr', 65, { ...SHIPPED, multistepGamma: 0.5, multistepAdjust: 20 }) - 0.256 / 8) < 1e-15);
+  });
+});
+
+describe('per-step schedules (--lr-schedule-granularity step)', () => {
+  // 3 epochs of 4 steps, 1 warm-up epoch, base 0.1: hand-computed values
+  const O: ScheduleOptions = { lr: 0.1, warmupLength: 1, epochs: 3, multistepGamma: 0.5, multistepAdjust: 2 };
+  const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) < 1e-15, `${what}: ${a} vs ${b}`);
+
+  test('warm-up is linear in steps: 0.1·(s+1)/4 over the first epoch', () => {
+    for (let s = 0; s < 4; s++) close(stepLearningRate('cosine_lr', s, 4, O), [0.025, 0.05, 0.075, 0.1][s], `step ${s}`);
+    // the last warm-up step reaches base, as the per-epoch warm-up's last epoch does
+    close(stepLearningRate('constant_lr', 3, 4, O), 0.1, 'constant, step 3');
+    close(stepLearningRate('constant_lr', 9, 4, O), 0.1, 'constant, step 9');
+  });
+
+  test('cosine over the 8 steps after warm-up: ½(1+cos(π·k/8))·0.1, last step 0.1·(1−cos(π/8))/2', () => {
+    const want = [0.1, 0.0961939766255643, 0.0853553390593274, 0.0691341716182545, 0.05, 0.0308658283817455, 0.0146446609406726, 0.0038060233744357];
+    for (let k = 0; k < 8; k++) assert.ok(Math.abs(stepLearningRate('cosine_lr', 4 + k, 4, O) - want[k]) < 1e-15, `step ${4 + k}`);
+    close(stepLearningRate('cosine_lr', 11, 4, O), (0.1 * (1 - Math.cos(Math.PI / 8))) / 2, 'last step');
+    // the per-epoch schedule runs its whole last epoch at 0.05
+    close(learningRate('cosine_lr', 2, O), 0.05, 'per-epoch epoch 2');
+  });
+
+  test('epoch starts after warm-up agree with the per-epoch schedule (shipped config, 5005 steps/epoch)', () => {
+    for (const e of [5, 6, 20, 53, 99]) {
+      assert.ok(Math.abs(stepLearningRate('cosine_lr', e * 5005, 5005, SHIPPED) - learningRate('cosine_lr', e, SHIPPED)) < 1e-15, `epoch ${e}`);
+      assert.ok(Math.abs(stepLearningRate('efficientnet_lr', e * 5005, 5005, SHIPPED) - learningRate('efficientnet_lr', e, SHIPPED)) < 1e-15, `epoch ${e}`);
+    }
+    // warm-up reaches base at its last step, (5·5005)/(5·5005)
+    assert.equal(stepLearningRate('cosine_lr', 5 * 5005 - 1, 5005, SHIPPED), 0.256);
+    assert.ok(stepLearningRate('cosine_lr', 100 * 5005 - 1, 5005, SHIPPED) < 1e-9);
+  });
+
+  test('efficientnet decays within the epoch; multistep still steps at epoch boundaries', () => {
+    const noWarm = { ...O, warmupLength: 0 };
+    close(stepLearningRate('efficientnet_lr', 6, 4, noWarm), 0.1 * Math.pow(0.97, 1.5 / 2.4), 'efficientnet step 6');
+    close(stepLearningRate('multistep_lr', 7, 4, O), 0.1, 'multistep step 7');
+    close(stepLearningRate('multistep_lr', 8, 4, O), 0.05, 'multistep step 8');
+  });
+
+  test('lrSchedule: epoch granularity ignores the iteration; step granularity counts epoch·steps + iteration (resume-safe)', () => {
+    const perEpoch = lrSchedule('cosine_lr', O, 'epoch', 4);
+    assert.equal(perEpoch(2, 0), perEpoch(2, 3));
+    close(perEpoch(2, 3), 0.05, 'epoch 2');
+    const perStep = lrSchedule('cosine_lr', O, 'step', 4);
+    // a schedule built afresh (as after --resume) gives the same values: nothing is carried in it
+    const resumed = lrSchedule('cosine_lr', O, 'step', 4);
+    for (let e = 0; e < 3; e++) for (let i = 0; i < 4; i++) assert.equal(resumed(e, i), stepLearningRate('cosine_lr', 4 * e + i, 4, O));
+    close(perStep(1, 2), 0.0853553390593274, 'epoch 1 iteration 2');
+    assert.equal(formatEpochLr(perEpoch, 2, 4), '0.05000');
+    assert.equal(formatEpochLr(perStep, 2, 4), '0.05000→0.003806');
   });
 });
 
