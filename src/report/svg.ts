@@ -152,7 +152,9 @@ export interface XYPanel {
 
 /** [lo, hi] widened to a "nice" step so 5 ticks land on round values. */
 function niceRange(lo: number, hi: number): [number, number, number] {
-  if (!(hi > lo)) {
+  // a span that is zero, or only float noise next to the values (a sweep's one target: 90.00 and
+  // 90.0001 % sparse), is widened by 5 % of the value, so the points do not land at opposite edges
+  if (!(hi - lo > 1e-3 * Math.max(Math.abs(lo), Math.abs(hi)))) {
     const pad = Math.abs(lo) > 0 ? Math.abs(lo) * 0.05 : 1;
     lo -= pad;
     hi += pad;

@@ -74,3 +74,14 @@ test('chart: two panels (sparsity, effective MACs) with labelled axes, one serie
   assert.equal(png.subarray(1, 4).toString(), 'PNG');
   assert.ok(png.readUInt32BE(16) > 800, 'PNG as wide as the two panels');
 });
+
+test('chart: one target (sparsities equal but for float noise) puts the points together, not at opposite edges', () => {
+  const rows: SweepRow[] = [
+    { method: 'str', target: 90, sparsity: 90, nonzeros: 1, effectiveMacs: 5e6, bestTop1: 83, finalTop1: 83, seconds: 1, runDir: 'a' },
+    { method: 'gmp', target: 90, sparsity: 90.0001, nonzeros: 1, effectiveMacs: 3e6, bestTop1: 81, finalTop1: 81, seconds: 1, runDir: 'b' },
+  ];
+  const doc = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(sweepChartSvg(rows, 'one target')).svg;
+  const cx = (doc.circle as Array<{ 'data-series': string; cx: string }>).slice(0, 2).map((c) => Number(c.cx));
+  assert.equal(cx.length, 2);
+  assert.ok(Math.abs(cx[0] - cx[1]) < 1, `both near one x position, got ${cx.join(' and ')}`);
+});
