@@ -26,11 +26,9 @@ export function softThreshold(w: HostTensor, s: HostTensor): HostTensor {
     const tau = strSigmoid(tf.tensor(Float32Array.from(s.data as ArrayLike<number>), s.shape.length ? s.shape : [1]));
     return tf.mul(tf.sign(W), tf.relu(tf.sub(tf.abs(W), tf.reshape(tau, [1]))));
   });
-  const data = Float32Array.from(out.dataSync());
+  const h = effectiveHost(w.shape, out.dataSync());
   out.dispose();
-  // pruned negative weights come out as −0: +0, as denseCompatibleStateDict writes them
-  for (let i = 0; i < data.length; i++) data[i] += 0;
-  return { dtype: 'float32', shape: [...w.shape], data };
+  return h;
 }
 
 /**

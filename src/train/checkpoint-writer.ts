@@ -8,6 +8,7 @@ import type { Optimizer } from './optimizer.js';
 import { saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { saveSparseCheckpoint, sparsePathOf } from './sparse-checkpoint.js';
 import { copyFileAtomic } from '../io/atomic.js';
+import { stateDictAsync } from '../nn/state-dict.js';
 
 export class CheckpointWriter {
   constructor(
@@ -22,8 +23,10 @@ export class CheckpointWriter {
 
   async save(path: string, model: Model, optimizer: Optimizer, meta: CheckpointMeta): Promise<void> {
     const { config, classNames } = this.o;
-    await saveCheckpoint(path, { model, optimizer, meta, config, classNames, targetSparsity: this.o.targetSparsity?.() });
-    if (this.o.sparse) await saveSparseCheckpoint(sparsePathOf(path), { model, meta, config, classNames });
+    // with --save-sparse both files come from one read-back of the model
+    const stateDict = this.o.sparse ? await stateDictAsync(model) : undefined;
+    await saveCheckpoint(path, { model, optimizer, meta, config, classNames, stateDict, targetSparsity: this.o.targetSparsity?.() });
+    if (this.o.sparse) await saveSparseCheckpoint(sparsePathOf(path), { model, meta, config, classNames, stateDict });
   }
 
   /** model_best as a copy of last (and of its compact form). */

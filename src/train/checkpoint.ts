@@ -45,18 +45,37 @@ export interface CheckpointContent {
   source: string;
 }
 
+/** What both checkpoint forms (full and compact) are written from. */
+export interface CheckpointSource {
+  model: Model;
+  meta: CheckpointMeta;
+  config?: unknown;
+  classNames?: readonly string[];
+  /** The model's state dict when the caller has already read it back (saved as is). */
+  stateDict?: StateDict;
+}
+
+/** The metadata both checkpoint forms carry: format, epoch/accuracies, GMP rates, config, class names. */
+export function checkpointMetadata(format: string, c: CheckpointSource): Record<string, string> {
+  const metadata: Record<string, string> = {
+    format,
+    meta: JSON.stringify(c.meta),
+    prune_rates: JSON.stringify(pruneRates(c.model)),
+  };
+  if (c.config !== undefined) metadata.config = JSON.stringify(c.config);
+  if (c.classNames) metadata.class_names = JSON.stringify(c.classNames);
+  return metadata;
+}
+
 /**
  * Write a checkpoint as one safetensors file: the model in PyTorch names and layouts (the
  * `module.` prefix included), the optimizer's buffers as `optimizer.<param>.<buffer>` and the
  * rest as JSON metadata. Written to a temp file and renamed: an interrupted save leaves the
  * previous file intact.
  */
-export async function saveCheckpoint(
-  path: string,
-  c: { model: Model; optimizer?: Optimizer; meta: CheckpointMeta; config?: unknown; targetSparsity?: unknown; classNames?: readonly string[] },
-): Promise<void> {
+export async function saveCheckpoint(path: string, c: CheckpointSource & { optimizer?: Optimizer; targetSparsity?: unknown }): Promise<void> {
   // read back asynchronously: a GPU backend (webgpu in Node) has no synchronous read
-  const tensors: StateDict = await stateDictAsync(c.model);
+  const tensors: StateDict = new Map(c.stateDict ?? (await stateDictAsync(c.model)));
   if (c.optimizer) {
     const reads: Array<Promise<unknown>> = [];
     const state = c.optimizer.stateTensors((t, p) => {
@@ -67,14 +86,8 @@ export async function saveCheckpoint(
     await Promise.all(reads);
     for (const [k, v] of state) tensors.set(`${OPT_PREFIX}${MODULE_PREFIX}${k}`, v);
   }
-  const metadata: Record<string, string> = {
-    format: CHECKPOINT_FORMAT,
-    meta: JSON.stringify(c.meta),
-    prune_rates: JSON.stringify(pruneRates(c.model)),
-  };
-  if (c.config !== undefined) metadata.config = JSON.stringify(c.config);
+  const metadata = checkpointMetadata(CHECKPOINT_FORMAT, c);
   if (c.targetSparsity !== undefined) metadata.target_sparsity = JSON.stringify(c.targetSparsity);
-  if (c.classNames) metadata.class_names = JSON.stringify(c.classNames);
   if (c.optimizer) metadata.optimizer = JSON.stringify({ type: c.optimizer.o.optimizer, steps: c.optimizer.steps, lr: c.optimizer.lr });
   await writeSafetensors(path, tensors, metadata);
 }

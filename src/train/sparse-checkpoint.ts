@@ -12,11 +12,10 @@ import * as tf from '../tf.js';
 import { basename, dirname, join } from 'node:path';
 import type { Model } from '../models/model.js';
 import { MODULE_PREFIX, stateDictAsync } from '../nn/state-dict.js';
-import { pruneRates } from '../sparsity/transfer.js';
 import { encodeSparse, SPARSE_LAYOUT_KEY } from '../io/sparse-tensors.js';
 import { safetensorsChunks } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { SPARSE_CHECKPOINT_FORMAT, type CheckpointMeta } from './checkpoint.js';
+import { SPARSE_CHECKPOINT_FORMAT, checkpointMetadata, type CheckpointSource } from './checkpoint.js';
 
 export interface SparseCheckpointInfo {
   path: string;
@@ -51,20 +50,10 @@ export async function effectiveMasks(model: Model): Promise<Map<string, Uint8Arr
 }
 
 /** Writes `model` as a compact checkpoint (atomically) and says what it holds. */
-export async function saveSparseCheckpoint(
-  path: string,
-  c: { model: Model; meta: CheckpointMeta; config?: unknown; classNames?: readonly string[] },
-): Promise<SparseCheckpointInfo> {
-  const sd = await stateDictAsync(c.model);
+export async function saveSparseCheckpoint(path: string, c: CheckpointSource): Promise<SparseCheckpointInfo> {
+  const sd = c.stateDict ?? (await stateDictAsync(c.model));
   const { tensors, layout, nonZeros } = encodeSparse(sd, await effectiveMasks(c.model));
-  const metadata: Record<string, string> = {
-    format: SPARSE_CHECKPOINT_FORMAT,
-    meta: JSON.stringify(c.meta),
-    prune_rates: JSON.stringify(pruneRates(c.model)),
-    [SPARSE_LAYOUT_KEY]: JSON.stringify(layout),
-  };
-  if (c.config !== undefined) metadata.config = JSON.stringify(c.config);
-  if (c.classNames) metadata.class_names = JSON.stringify(c.classNames);
+  const metadata = { ...checkpointMetadata(SPARSE_CHECKPOINT_FORMAT, c), [SPARSE_LAYOUT_KEY]: JSON.stringify(layout) };
   const chunks = safetensorsChunks(tensors, metadata);
   await writeFileAtomic(path, chunks);
   let denseBytes = 0;
