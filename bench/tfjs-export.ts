@@ -15,6 +15,7 @@ import { loadConfig } from '../src/config/load.js';
 import { runTraining } from '../src/train/run.js';
 import { createDatasets } from '../src/data/datasets.js';
 import { exportCheckpoint } from '../src/cli/export.js';
+import { defaultValResize } from '../src/data/transforms.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string, d?: string) => {
@@ -40,7 +41,7 @@ async function tfjsTop1(dir: string): Promise<{ top1: number; predictions: Int32
   );
   const ds = await createDatasets({
     data: config.data, set: config.set, batchSize: 100, workers: 2, seed: 0, imageSize: config.image_size,
-    valResize: config.val_resize ?? Math.round((config.image_size * 256) / 224), strictData: true, log: () => {},
+    valResize: config.val_resize ?? defaultValResize(config.image_size), strictData: true, log: () => {},
   });
   const predictions = new Int32Array(ds.val.numSamples);
   let correct = 0;

@@ -15,6 +15,7 @@ import { yargs } from '../util/yargs.js';
 import yaml from 'js-yaml';
 import { distance } from 'fastest-levenshtein';
 import { UserError } from '../util/errors.js';
+import { defaultValResize } from '../data/transforms.js';
 import {
   OPTION_GROUPS,
   OPTION_KEYS,
@@ -442,7 +443,7 @@ export function loadConfig(argv: readonly string[], opts: LoadOptions = {}): Loa
   if (merged['name'] === undefined) merged['name'] = `${merged['arch']}_${merged['conv_type']}`;
   // The reference's 256-for-224 ratio, so that --image-size alone gives a matching validation resize.
   if (merged['val_resize'] === undefined && typeof merged['image_size'] === 'number') {
-    merged['val_resize'] = Math.round((merged['image_size'] * 256) / 224);
+    merged['val_resize'] = defaultValResize(merged['image_size']);
   }
   // --target-sparsity steers the thresholds through their decay: they must start where it acts
   // (sigmoid'(s) and the weights under the threshold are 0 at the default -3200)

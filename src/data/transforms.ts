@@ -81,6 +81,11 @@ export function randInt(rng: Rng, a: number, b: number): number {
   return a + Math.floor(rng() * (b - a + 1));
 }
 
+/** The reference's validation resize for a crop size: 256 for 224 (Resize(256) + CenterCrop(224)). */
+export function defaultValResize(imageSize: number): number {
+  return Math.round((imageSize * 256) / 224);
+}
+
 /**
  * transforms.Resize(size) with an int: the shorter side becomes `size`, the other
  * int(size·long/short); an image whose shorter side already equals `size` is left alone.

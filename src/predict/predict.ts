@@ -13,7 +13,7 @@ import type { RunConfig } from '../config/schema.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import { modelFromCheckpoint, type ModelOverrides } from '../report/checkpoint-model.js';
 import { configureSharp, decodeSample, SampleError, type TransformSpec } from '../data/decode.js';
-import { normalizationLut } from '../data/transforms.js';
+import { defaultValResize, normalizationLut } from '../data/transforms.js';
 import { listImages } from '../data/scan.js';
 import { ioReason } from '../util/errors.js';
 import { prepareValidation } from '../nn/sparse/inference.js';
@@ -61,7 +61,7 @@ export async function collectInputs(inputs: string[]): Promise<Array<{ file: str
 /** The val transform of the checkpoint's run (224/256 without a configuration, as the reference). */
 export function valTransform(config: Partial<RunConfig> | undefined, imageSize: number): TransformSpec {
   const size = config?.image_size ?? imageSize;
-  return { train: false, size, resize: config?.val_resize ?? Math.round((size * 256) / 224) };
+  return { train: false, size, resize: config?.val_resize ?? defaultValResize(size) };
 }
 
 /** Softmax top-k of each row of `logits` [n, classes]. */

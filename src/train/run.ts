@@ -30,6 +30,7 @@ import { writeTorchCheckpoint, stateDictToPy } from '../io/pytorch/index.js';
 import { pyFloat } from '../io/pyformat.js';
 import { configStem } from '../config/load.js';
 import { UserError } from '../util/errors.js';
+import { defaultValResize } from '../data/transforms.js';
 
 export interface RunOptions {
   config: RunConfig;
@@ -81,7 +82,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       workers: c.workers,
       seed: c.seed,
       imageSize: c.image_size,
-      valResize: c.val_resize ?? Math.round((c.image_size * 256) / 224),
+      valResize: c.val_resize ?? defaultValResize(c.image_size),
       cropScale: c.crop_scale,
       decodeCacheMiB: c.decode_cache_mb,
       strictData: c.strict_data,
