@@ -177,15 +177,15 @@ export function update(
  * `sparsityAt(k)` must decrease as k grows (every s < 0: a smaller |s| is a larger threshold);
  * bisection over [0, kMax] to `iterations` halvings.
  */
-export function landingFactor(target: number, sparsityAt: (k: number) => number, kMax = 4, iterations = 30): number {
+export async function landingFactor(target: number, sparsityAt: (k: number) => number | Promise<number>, kMax = 4, iterations = 30): Promise<number> {
   let lo = 0;
   let hi = kMax;
   for (let i = 0; i < iterations; i++) {
     const mid = (lo + hi) / 2;
-    if (sparsityAt(mid) > target) lo = mid;
+    if ((await sparsityAt(mid)) > target) lo = mid;
     else hi = mid;
   }
-  return Math.abs(sparsityAt(lo) - target) <= Math.abs(sparsityAt(hi) - target) ? lo : hi;
+  return Math.abs((await sparsityAt(lo)) - target) <= Math.abs((await sparsityAt(hi)) - target) ? lo : hi;
 }
 
 const STATE_KEYS: ReadonlyArray<keyof TargetControllerState> = [

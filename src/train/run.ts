@@ -206,7 +206,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     const writer = lead && paths ? new SummaryWriter(paths.logs) : undefined;
     cleanup.push(() => writer?.close());
     ctx.writer = writer;
-    const target = targetSparsityPhase({ config: c, model, optimizer, stepsPerEpoch: trainLoader.numBatches, startEpoch, batchSize: trainLoader.batchSize, saved: savedController, log });
+    const target = await targetSparsityPhase({ config: c, model, optimizer, stepsPerEpoch: trainLoader.numBatches, startEpoch, batchSize: trainLoader.batchSize, saved: savedController, log });
     target.install(ctx);
     const sparse = c.conv_type !== 'DenseConv';
     const layerNames = reportedLayers(model).map(([n]) => `module.${n}`);

@@ -41,53 +41,32 @@ export interface SparsityProbe {
  * small vector (two counts per layer), not the weights. Zeros are counted exactly as the epoch
  * statistics count them (effective weight == 0).
  */
-export function probeSparsity(layers: ReadonlyArray<STRConv>): SparsityProbe {
+export async function probeSparsity(layers: ReadonlyArray<STRConv>): Promise<SparsityProbe> {
   if (layers.length === 0) return { sparsity: 0, gain: 0 };
-  const counts = tf.tidy(() =>
-    tf.stack(
-      layers.flatMap((c) => [
-        c.zeroCount(),
-        zerosIfScaled(c, 1 - SENSITIVITY_EPS),
-      ]),
-    ),
-  );
-  const v = counts.dataSync();
-  counts.dispose();
-  let zeros = 0;
-  let shifted = 0;
-  let numel = 0;
-  layers.forEach((c, i) => {
-    zeros += v[2 * i];
-    shifted += v[2 * i + 1];
-    numel += c.numel;
-  });
-  const sparsity = (100 * zeros) / numel;
-  return { sparsity, gain: ((100 * shifted) / numel - sparsity) / SENSITIVITY_EPS };
-}
-
-/** Total sparsity (%) if every s were scaled by k (counted on the device, one scalar per layer read). */
-function sparsityIfScaled(layers: ReadonlyArray<STRConv>, k: number): number {
-  const counts = tf.tidy(() =>
-    tf.stack(layers.map((c) => zerosIfScaled(c, k))),
-  );
-  const v = counts.dataSync();
-  counts.dispose();
-  let zeros = 0;
-  let numel = 0;
-  layers.forEach((c, i) => {
-    zeros += v[i];
-    numel += c.numel;
-  });
-  return (100 * zeros) / numel;
+  const [sparsity, shifted] = await sparsityIfScaled(layers, [1, 1 - SENSITIVITY_EPS]);
+  return { sparsity, gain: (shifted - sparsity) / SENSITIVITY_EPS };
 }
 
 /**
- * The landing at the last step: every s_l ← k·s_l with the one k that puts the total sparsity on
- * the target (what one decay step of the right size does), so the run ends at P while each
- * layer keeps its learnt share. Returns k.
+ * The total sparsity (%) of the layers with every s scaled by each factor in `ks` (1: as they
+ * are), counted on the device and read back in one asynchronous read (a GPU backend has no
+ * synchronous one).
  */
-export function land(layers: ReadonlyArray<STRConv>, target: number): number {
-  const k = landingFactor(target, (f) => sparsityIfScaled(layers, f));
+async function sparsityIfScaled(layers: ReadonlyArray<STRConv>, ks: readonly number[]): Promise<number[]> {
+  const counts = tf.tidy(() => tf.stack(layers.flatMap((c) => ks.map((k) => (k === 1 ? c.zeroCount() : zerosIfScaled(c, k))))));
+  const v = await counts.data();
+  counts.dispose();
+  let numel = 0;
+  for (const c of layers) numel += c.numel;
+  return ks.map((_, j) => {
+    let zeros = 0;
+    for (let i = 0; i < layers.length; i++) zeros += v[i * ks.length + j];
+    return (100 * zeros) / numel;
+  });
+}
+
+export async function land(layers: ReadonlyArray<STRConv>, target: number): Promise<number> {
+  const k = await landingFactor(target, async (f) => (await sparsityIfScaled(layers, [f]))[0]);
   for (const c of layers) {
     const t = tf.mul(c.sparseThreshold, k);
     c.sparseThreshold.assign(t);
@@ -126,7 +105,7 @@ export interface TargetSparsityOptions {
  * The phase for a run. Every rank runs it: the parameters are identical on all workers, so each
  * measures the same sparsity and sets the same decay without communicating.
  */
-export function targetSparsityPhase(o: TargetSparsityOptions): TargetSparsityPhase {
+export async function targetSparsityPhase(o: TargetSparsityOptions): Promise<TargetSparsityPhase> {
   const c = o.config;
   if (c.target_sparsity === undefined) return OFF;
   const layers = reportedLayers(o.model).flatMap(([, l]) => (l instanceof STRConv ? [l] : []));
@@ -146,7 +125,7 @@ export function targetSparsityPhase(o: TargetSparsityOptions): TargetSparsityPha
     state = saved;
     o.log(`=> target sparsity ${opts.target} %: controller resumed at step ${step0} (st_decay ${state.decay.toPrecision(4)})`);
   } else {
-    const p = probeSparsity(layers);
+    const p = await probeSparsity(layers);
     state = update(initialState(opts, step0, p.sparsity), opts, { step: step0, ...p, lr: o.optimizer.lr });
     o.log(
       `=> target sparsity ${opts.target} % (ramp over the first ${Math.round(opts.ramp * 100)} % of ${opts.totalSteps} steps, control every ${every} steps): ` +
@@ -157,15 +136,15 @@ export function targetSparsityPhase(o: TargetSparsityOptions): TargetSparsityPha
   }
   o.optimizer.decay.threshold = state.decay;
 
-  const control = (step: number) => {
+  const control = async (step: number) => {
     if (step === opts.totalSteps) {
-      const before = probeSparsity(layers).sparsity;
-      const k = land(layers, opts.target);
-      const p = probeSparsity(layers);
+      const before = (await probeSparsity(layers)).sparsity;
+      const k = await land(layers, opts.target);
+      const p = await probeSparsity(layers);
       state = { ...update(state, opts, { step, ...p, lr: o.optimizer.lr }), landing: k };
       o.log(`=> target sparsity: landed at ${p.sparsity.toFixed(2)} % (from ${before.toFixed(2)} %: every threshold parameter s scaled by ${k.toFixed(4)})`);
     } else if ((step - state.start_step) % every === 0) {
-      state = update(state, opts, { step, ...probeSparsity(layers), lr: o.optimizer.lr });
+      state = update(state, opts, { step, ...(await probeSparsity(layers)), lr: o.optimizer.lr });
     } else return;
     o.optimizer.decay.threshold = state.decay;
   };
@@ -177,7 +156,7 @@ export function targetSparsityPhase(o: TargetSparsityOptions): TargetSparsityPha
       ctx.afterStep = async (step) => {
         await previous?.(step);
         const before = state.last_step;
-        control(step);
+        await control(step);
         if (writer && state.last_step !== before) {
           // the x axis of the train/ scalars: images seen
           const x = step * o.batchSize;

@@ -112,12 +112,12 @@ describe('control law', () => {
 });
 
 describe('landing', () => {
-  test('bisection finds the factor that puts a decreasing sparsity curve on the target', () => {
-    const k = landingFactor(90, (f) => 100 * (1 - f / 4));
+  test('bisection finds the factor that puts a decreasing sparsity curve on the target', async () => {
+    const k = await landingFactor(90, (f) => 100 * (1 - f / 4));
     assert.ok(Math.abs(k - 0.4) < 1e-6, `k ${k}`);
     // a step function: the closest reachable value
     const stepwise = (f: number) => (f < 1 ? 91 : 89.8);
-    assert.equal(stepwise(landingFactor(90, stepwise)), 89.8);
+    assert.equal(stepwise(await landingFactor(90, stepwise)), 89.8);
   });
 
   test('state round-trips through JSON; malformed states are rejected', () => {
@@ -154,8 +154,8 @@ describe('probe and landing on STR layers (wasm)', () => {
 
   test('probeSparsity: the total of the layers, and G from counting under sigmoid(s·0.98)', async () => {
     const ls = layers();
-    await assertNoLeak(() => {
-      const p = probeSparsity(ls);
+    await assertNoLeak(async () => {
+      const p = await probeSparsity(ls);
       const zeros = ls.reduce((a, c) => a + c.sparsity().zeros, 0);
       const numel = ls.reduce((a, c) => a + c.numel, 0);
       assert.equal(p.sparsity, (100 * zeros) / numel);
@@ -172,7 +172,7 @@ describe('probe and landing on STR layers (wasm)', () => {
     const before = ls.map((c) => c.sparsity().sparsity);
     for (const target of [30, 60]) {
       const k = await assertNoLeak(() => land(ls, target));
-      const p = probeSparsity(ls).sparsity;
+      const p = (await probeSparsity(ls)).sparsity;
       assert.ok(Math.abs(p - target) < 0.5, `landed at ${p} for ${target}`);
       const s1 = ls.map((c) => c.sparseThreshold.dataSync()[0]);
       s1.forEach((v, i) => assert.ok(Math.abs(v / s0[i] - s1[0] / s0[0]) < 1e-5, 'the same factor for every layer'));
