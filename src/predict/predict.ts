@@ -64,14 +64,13 @@ export function valTransform(config: Partial<RunConfig> | undefined, imageSize: 
   return { train: false, size, resize: config?.val_resize ?? defaultValResize(size) };
 }
 
-/** Softmax top-k of each row of `logits` [n, classes]. */
-export function topK(logits: tf.Tensor2D, k: number, names?: string[]): Array<Array<{ index: number; class: string; probability: number }>> {
+/** Softmax top-k of each row of `logits` [n, classes] (read back asynchronously: webgpu has no synchronous read). */
+export async function topK(logits: tf.Tensor2D, k: number, names?: string[]): Promise<Array<Array<{ index: number; class: string; probability: number }>>> {
   const [values, indices] = tf.tidy(() => {
     const r = tf.topk(tf.softmax(logits), Math.min(k, logits.shape[1]));
     return [r.values, r.indices];
   });
-  const v = values.dataSync();
-  const ix = indices.dataSync();
+  const [v, ix] = await Promise.all([values.data(), indices.data()]);
   const kk = values.shape[1]!;
   values.dispose();
   indices.dispose();
@@ -99,7 +98,7 @@ async function classifyBatch(model: Model, files: string[], setup: PredictSetup,
   const batch = new Float32Array(ok.length * stride);
   ok.forEach((i, j) => batch.set(pixels.subarray(i * stride, (i + 1) * stride), j * stride));
   const logits = tf.tidy(() => model.forward(tf.tensor4d(batch, [ok.length, S, S, 3])));
-  const top = topK(logits, k, setup.classNames);
+  const top = await topK(logits, k, setup.classNames);
   logits.dispose();
   ok.forEach((i, j) => (results[i].top = top[j]));
   return results;
